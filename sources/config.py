@@ -1,0 +1,395 @@
+"""The project configuration: one YAML file describes every source system and every rule.
+
+`load_config(path)` turns the YAML into a validated `Config`. Errors name the file, the key and
+what is wrong (`ConfigError`). Relative paths resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "CANONICAL_FIELDS",
+    "Config",
+    "ConfigError",
+    "PersonRef",
+    "SourceConfig",
+    "default_config_path",
+    "load_config",
+]
+
+SourceKind = Literal["person", "order", "event", "consent"]
+
+#: Canonical fields a source may map, per kind (CONTRACT §3). Events also keep any unmapped
+#: column as an attribute; `session_id` lets anonymous web sessions be stitched to a login.
+CANONICAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "person": (
+        "first_name",
+        "last_name",
+        "full_name",
+        "email",
+        "phone",
+        "date_of_birth",
+        "address_line",
+        "postcode",
+        "city",
+        "country",
+        "updated_at",
+    ),
+    "order": ("order_date", "amount", "currency", "status", "channel"),
+    "event": ("event_time", "event_type", "channel", "session_id"),
+    "consent": ("purpose", "granted", "recorded_at"),
+}
+
+#: Kinds whose unmapped columns are kept as an `attributes` JSON column.
+KINDS_WITH_ATTRIBUTES = frozenset({"order", "event"})
+
+FORMATS = ("csv", "jsonl", "parquet", "duckdb", "sqlite")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".duckdb": "duckdb",
+    ".db": "sqlite",
+    ".sqlite": "sqlite",
+    ".sqlite3": "sqlite",
+}
+_NAME = re.compile(r"^[a-z0-9_]+$")
+
+DEFAULT_CONFIG = Path("data/sources/scv.yml")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file, the key and the problem."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PersonRef(_Model):
+    """Which person record an order, event or consent row belongs to."""
+
+    source: str = Field(description="name of the person source whose record is referenced")
+    key: str = Field(description="column of this source holding that person source's id")
+
+
+class SourceConfig(_Model):
+    """One source system export (a file or a database table) and how its columns map."""
+
+    name: str = ""
+    kind: SourceKind
+    path: Path
+    format: Literal["csv", "jsonl", "parquet", "duckdb", "sqlite"] | None = None
+    table: str | None = Field(None, description="table to read when `path` is a database file")
+    id: str
+    columns: dict[str, str] = Field(default_factory=dict)
+    person: PersonRef | None = None
+    date_format: str | None = None
+    default_country: str | None = None
+    # CSV reading
+    delimiter: str = ","
+    quotechar: str = '"'
+    encoding: str = "utf-8"
+    # Rules
+    trust: int = Field(50, description="survivorship trust rank: higher wins")
+    constants: dict[str, Any] = Field(
+        default_factory=dict, description="canonical field -> value for every row (e.g. channel)"
+    )
+    value_map: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="canonical field -> {source value: canonical value}, e.g. status or granted",
+    )
+    expectations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="extra Great Expectations checks: {expectation: name, kwargs: {...}}",
+    )
+    max_row_drop: float | None = Field(
+        None, ge=0, le=1, description="file-level failure when rows drop by more than this share"
+    )
+    enabled: bool = True
+
+    @field_validator("default_country")
+    @classmethod
+    def _country(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not re.fullmatch(r"[A-Za-z]{2}", v):
+            raise ValueError(f"must be a 2-letter ISO 3166 code, got {v!r}")
+        return v.upper()
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, v: str) -> str:
+        if v in ("\\t", "tab"):
+            return "\t"
+        if len(v) != 1:
+            raise ValueError(f"must be one character, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceConfig:
+        allowed = CANONICAL_FIELDS[self.kind]
+        unknown = sorted(set(self.columns) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"columns: unknown canonical field(s) {unknown} for kind {self.kind!r}; "
+                f"allowed: {list(allowed)}"
+            )
+        bad_const = sorted(set(self.constants) - set(allowed))
+        if bad_const:
+            raise ValueError(f"constants: unknown canonical field(s) {bad_const}")
+        if self.kind != "person" and self.person is None:
+            raise ValueError(
+                f"person: required for kind {self.kind!r} "
+                "(which person source and key column each row belongs to)"
+            )
+        fmt = self.resolved_format
+        if fmt in ("duckdb", "sqlite") and not self.table:
+            raise ValueError(f"table: required when reading a {fmt} database file")
+        return self
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        fmt = _EXTENSIONS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise ValueError(
+                f"format: cannot infer from extension {self.path.suffix!r}; set one of {FORMATS}"
+            )
+        return fmt
+
+    def mapped(self, field: str) -> bool:
+        """Whether the canonical `field` has a value in this source (a column or a constant)."""
+        return field in self.columns or field in self.constants
+
+
+class LinkageConfig(_Model):
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    threshold: float = Field(0.9, gt=0, lt=1, description="match probability to accept a link")
+    model_dir: Path = Path("models")
+    labels: Path | None = None
+    u_max_pairs: float = 1e7
+    em_max_pairs: float = 5e6
+    seed: int = 42
+
+
+class SurvivorshipConfig(_Model):
+    #: Rules applied in order until one value wins: validity, trust, recency, frequency.
+    default: list[Literal["validity", "trust", "recency", "frequency"]] = [
+        "validity",
+        "trust",
+        "recency",
+        "frequency",
+    ]
+    fields: dict[str, list[Literal["validity", "trust", "recency", "frequency"]]] = Field(
+        default_factory=dict
+    )
+
+
+class CurrencyConfig(_Model):
+    reporting: str = "GBP"
+    rates: dict[str, float] = Field(
+        default_factory=lambda: {"GBP": 1.0, "EUR": 0.86, "USD": 0.79, "PLN": 0.20, "SEK": 0.074}
+    )
+
+
+class SegmentRule(_Model):
+    name: str
+    r: tuple[int, int]
+    f: tuple[int, int] = (1, 5)
+    m: tuple[int, int] = (1, 5)
+    fm: tuple[int, int] | None = None
+
+
+class RfmConfig(_Model):
+    segments: list[SegmentRule] | None = None  # None: the documented default map
+
+
+class LifecycleConfig(_Model):
+    new_days: int = 30
+    active_days: int = 90
+    at_risk_days: int = 180
+    lost_days: int = 365
+
+
+class ScheduleConfig(_Model):
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+
+class PrivacyConfig(_Model):
+    key_env: str = "SCV_PRIVACY_KEY"
+    key: str | None = None
+
+
+class QualityConfig(_Model):
+    max_row_drop: float = Field(0.5, ge=0, le=1)
+
+
+class Config(_Model):
+    """The whole project configuration."""
+
+    config_path: Path = Path("scv.yml")
+    data_dir: Path = Path("data")
+    warehouse: Path = Path("data/warehouse/warehouse.duckdb")
+    exports: Path = Path("data/exports")
+    start_date: date = date(2024, 1, 1)
+    sources: dict[str, SourceConfig]
+    linkage: LinkageConfig = LinkageConfig()
+    survivorship: SurvivorshipConfig = SurvivorshipConfig()
+    currency: CurrencyConfig = CurrencyConfig()
+    rfm: RfmConfig = RfmConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    quality: QualityConfig = QualityConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if not self.sources:
+            raise ValueError("sources: at least one source is needed")
+        for name, src in self.sources.items():
+            if not _NAME.match(name):
+                raise ValueError(f"sources.{name}: source names must match [a-z0-9_]+")
+            if src.person is not None:
+                ref = self.sources.get(src.person.source)
+                if ref is None or ref.kind != "person":
+                    raise ValueError(
+                        f"sources.{name}.person.source: {src.person.source!r} is not a person "
+                        "source in this config"
+                    )
+        stem = self.warehouse.name.split(".")[0]
+        if stem == "scv":
+            raise ValueError(
+                f"warehouse: a DuckDB file named {self.warehouse.name!r} makes its catalog "
+                "'scv' clash with the schema 'scv' (scv.customer becomes ambiguous); "
+                "name it e.g. warehouse.duckdb"
+            )
+        return self
+
+    # Derived locations, all under data_dir.
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "staging"
+
+    @property
+    def staging_warehouse(self) -> Path:
+        return self.staging_dir / "warehouse.staging.duckdb"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.linkage.model_dir
+
+    @property
+    def quality_dir(self) -> Path:
+        return self.data_dir / "quality"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster_home"
+
+    def person_sources(self) -> dict[str, SourceConfig]:
+        return {n: s for n, s in self.sources.items() if s.kind == "person" and s.enabled}
+
+    def sources_of(self, kind: str) -> dict[str, SourceConfig]:
+        return {n: s for n, s in self.sources.items() if s.kind == kind and s.enabled}
+
+    def privacy_key(self) -> str | None:
+        return self.privacy.key or os.environ.get(self.privacy.key_env)
+
+
+def default_config_path() -> Path:
+    """`$SCV_CONFIG` if set, else the demo config written by `scv demo` (data/sources/scv.yml)."""
+    env = os.environ.get("SCV_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def _resolve(base: Path, p: Path | None) -> Path | None:
+    if p is None:
+        return None
+    p = Path(os.path.expanduser(str(p)))
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"] if x != "__root__") or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read, validate and resolve a config file. Raises ConfigError naming file, key and problem."""
+    path = Path(path) if path else default_config_path()
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: config file not found (run `scv demo` to write the demo config, "
+            "or pass --config / set SCV_CONFIG)"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: (top level): expected a mapping of settings")
+    raw = dict(raw)
+    sources = raw.get("sources")
+    if isinstance(sources, dict):
+        raw["sources"] = {
+            n: ({**s, "name": n} if isinstance(s, dict) else s) for n, s in sources.items()
+        }
+    try:
+        cfg = Config.model_validate({**raw, "config_path": path})
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None
+    except ValueError as exc:  # property errors raised outside pydantic's wrapping
+        raise ConfigError(f"{path}: {exc}") from None
+    return resolve_paths(cfg, path.resolve().parent)
+
+
+def resolve_paths(cfg: Config, base: Path) -> Config:
+    """Return `cfg` with every relative path made absolute against `base`."""
+    sources = {
+        n: s.model_copy(update={"path": _resolve(base, s.path)}) for n, s in cfg.sources.items()
+    }
+    data_dir = _resolve(base, cfg.data_dir)
+    linkage = cfg.linkage.model_copy(
+        update={
+            "model_dir": _resolve(data_dir, cfg.linkage.model_dir),
+            "labels": _resolve(base, cfg.linkage.labels),
+        }
+    )
+    return cfg.model_copy(
+        update={
+            "config_path": cfg.config_path.resolve(),
+            "data_dir": data_dir,
+            "warehouse": _resolve(base, cfg.warehouse),
+            "exports": _resolve(base, cfg.exports),
+            "sources": sources,
+            "linkage": linkage,
+        }
+    )
