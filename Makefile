@@ -1,0 +1,41 @@
+# The two set-up commands are `make run` and `make test`; the rest are conveniences.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_CONFIG := data/sources/scv.yml
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: run test ui bench lint demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $(STAMP)
+
+## run the whole pipeline on the demo company (generated on first use)
+run: $(STAMP)
+	test -f $(DEMO_CONFIG) || $(BIN)/scv demo --out data/sources
+	$(BIN)/scv run --config $(DEMO_CONFIG)
+
+## the whole test suite (CI runs exactly this)
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "slow or not slow" -q
+
+## the Dagster UI over the same definitions and run history as `scv run`
+ui: $(STAMP)
+	mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	SCV_CONFIG=$${SCV_CONFIG:-$(DEMO_CONFIG)} $(BIN)/dagster dev -m dagster_project
+
+## benchmarks (each prints a table)
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet ruff && $(BIN)/ruff check .
+
+demo: $(STAMP)
+	$(BIN)/scv demo --out data/sources
+
+clean:
+	rm -rf data/warehouse data/staging data/landing data/exports data/reports data/models data/quality

@@ -1,0 +1,119 @@
+"""The warehouse store: documented tables only, atomic publish, atomic exports, previous state."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from warehouse.schema import TABLES
+from warehouse.store import Warehouse, write_frame
+
+
+def make(tmp_path: Path) -> Warehouse:
+    return Warehouse(
+        published=tmp_path / "wh" / "warehouse.duckdb",
+        staging=tmp_path / "staging" / "warehouse.staging.duckdb",
+        exports=tmp_path / "exports",
+    )
+
+
+def xref(ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "source": ["crm"] * len(ids),
+            "source_record_id": [f"r{i}" for i in range(len(ids))],
+            "customer_id": ids,
+            "match_probability": [1.0] * len(ids),
+            "cluster_key": ids,
+        }
+    )
+
+
+def test_write_frame_refuses_undocumented_columns(tmp_path):
+    wh = make(tmp_path)
+    with wh.stage() as con:
+        with pytest.raises(ValueError, match="unexpected \\['colour'\\]"):
+            write_frame(con, "customer_xref", xref(["C1"]).assign(colour="red"), schema="scv")
+        with pytest.raises(ValueError, match="missing \\['cluster_key'\\]"):
+            write_frame(con, "customer_xref", xref(["C1"]).drop(columns="cluster_key"), schema="scv")
+
+
+def test_write_frame_casts_and_comments(tmp_path):
+    wh = make(tmp_path)
+    with wh.stage() as con:
+        assert write_frame(con, "customer_xref", xref(["C1", "C2"]), schema="scv") == 2
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE schema_name='scv' AND table_name='customer_xref'"
+            ).fetchall()
+        )
+        assert types["match_probability"] == "DOUBLE"
+        comment = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name='scv' AND table_name='customer_xref'"
+        ).fetchall()[0][0]
+        assert comment == TABLES["customer_xref"].comment
+
+
+def test_publish_swaps_whole_file_and_old_readers_keep_their_snapshot(tmp_path):
+    wh = make(tmp_path)
+    with wh.stage() as con:
+        write_frame(con, "customer_xref", xref(["C1"]), schema="scv")
+        write_frame(con, "secret_intermediate", pd.DataFrame({"a": [1]}))
+    counts = wh.publish()
+    assert counts["customer_xref"] == 1
+    reader = duckdb.connect(str(wh.published), read_only=True)
+    # the published file holds the documented scv tables and nothing from staging
+    schemas = {r[0] for r in reader.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
+    assert schemas == {"scv"}
+    assert {r[0] for r in reader.execute("SELECT table_name FROM duckdb_tables()").fetchall()} == set(TABLES)
+    with wh.stage() as con:
+        write_frame(con, "customer_xref", xref(["C1", "C2", "C3"]), schema="scv")
+    wh.publish()
+    # the analyst's open connection still reads the night it opened, whole
+    assert reader.execute("SELECT count(*) FROM scv.customer_xref").fetchall()[0][0] == 1
+    reader.close()
+    fresh = duckdb.connect(str(wh.published), read_only=True)
+    assert fresh.execute("SELECT count(*) FROM scv.customer_xref").fetchall()[0][0] == 3
+    assert fresh.execute(
+        "SELECT comment FROM duckdb_columns() WHERE table_name='customer_xref' AND column_name='customer_id'"
+    ).fetchall()[0][0]
+    fresh.close()
+    assert not list(wh.published.parent.glob("*.publishing*"))
+
+
+def test_previous_reads_published_not_staging(tmp_path):
+    wh = make(tmp_path)
+    assert list(wh.previous("customer_xref").columns) == TABLES["customer_xref"].column_names
+    assert wh.previous("customer_xref").empty
+    with wh.stage() as con:
+        write_frame(con, "customer_xref", xref(["C1"]), schema="scv")
+    assert wh.previous("customer_xref").empty  # staged, not published
+    wh.publish()
+    assert list(wh.previous("customer_xref")["customer_id"]) == ["C1"]
+    with wh.stage() as con:
+        wh.stage_previous(con, ["customer_xref", "lifecycle"])
+        assert con.execute("SELECT customer_id FROM prev.customer_xref").fetchall() == [("C1",)]
+        assert con.execute("SELECT count(*) FROM prev.lifecycle").fetchall()[0][0] == 0
+
+
+def test_exports_one_parquet_per_table_and_manifest(tmp_path):
+    wh = make(tmp_path)
+    with wh.stage() as con:
+        write_frame(con, "customer_xref", xref(["C1", "C2"]), schema="scv")
+    wh.publish()
+    manifest = wh.export_parquet("run-1", "2026-11-20")
+    for name in TABLES:
+        files = list((wh.exports / name).glob("*.parquet"))
+        assert [f.name for f in files] == ["data.parquet"]
+    got = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{wh.exports}/customer_xref/*.parquet')"
+    ).fetchall()[0][0]
+    assert got == 2
+    on_disk = json.loads((wh.exports / "manifest.json").read_text())
+    assert on_disk["run_id"] == "run-1" and on_disk["as_of_date"] == "2026-11-20"
+    assert on_disk["tables"]["customer_xref"]["rows"] == 2
+    assert manifest["tables"]["customer"]["columns"][0]["name"] == "customer_id"
+    assert not [p for p in wh.exports.rglob("*") if p.name.startswith(".")]

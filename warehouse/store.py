@@ -1,0 +1,289 @@
+"""The warehouse as storage: a staging DuckDB file where a night is built, a published file that
+analysts read, and Parquet exports for BI. The one place that opens DuckDB warehouse files.
+
+Write-audit-publish: every asset writes into the staging file; the publish step copies the `scv`
+schema into a fresh file and renames it over the published one (`os.replace` is atomic on one
+file system). A reader holding the old file open keeps reading the old night until it reconnects;
+a night that dies half way leaves the published file untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from warehouse.models import load_sql, model_parameters
+from warehouse.schema import SCHEMA, TABLES, Table, comment_statements, create_statement
+
+__all__ = ["Warehouse", "empty_frame", "write_frame", "write_model"]
+
+STAGE = "stage"
+
+
+def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path), read_only=read_only)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create schemas `scv` and `stage`, and every documented table that does not exist yet."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGE}")
+    for table in TABLES.values():
+        con.execute(create_statement(table))
+
+
+def _duck_type(table: Table, column: str) -> str:
+    return next(c.type for c in table.columns if c.name == column)
+
+
+def write_frame(
+    con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame, schema: str = STAGE
+) -> int:
+    """Replace table `schema.name` with the rows of `df`; returns the row count.
+
+    For a documented `scv` table the frame must carry exactly the documented columns (extra or
+    missing ones are an error, so the contract cannot drift silently); they are cast to the
+    documented types and commented. CREATE OR REPLACE makes a rerun of the same night idempotent.
+    """
+    view = f"_frame_{schema}_{name}"
+    con.register(view, df)
+    try:
+        if schema == SCHEMA:
+            table = TABLES[name]
+            missing = [c for c in table.column_names if c not in df.columns]
+            extra = [c for c in df.columns if c not in table.column_names]
+            if missing or extra:
+                raise ValueError(
+                    f"scv.{name}: frame columns differ from warehouse/schema.py "
+                    f"(missing {missing}, unexpected {extra})"
+                )
+            select = ", ".join(
+                f'CAST("{c}" AS {_duck_type(table, c)}) AS "{c}"' for c in table.column_names
+            )
+            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {select} FROM {view}")
+            for stmt in comment_statements(table):
+                con.execute(stmt)
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT * FROM {view}")
+    finally:
+        con.unregister(view)
+    return int(con.execute(f"SELECT count(*) FROM {schema}.{name}").fetchall()[0][0])
+
+
+def write_model(
+    con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None
+) -> int:
+    """Replace documented table `scv.name` with the result of SQL model `name` (warehouse/sql).
+
+    The model's `$parameters` are bound by name from `params`; its columns must be exactly the
+    documented ones, cast to the documented types and commented.
+    """
+    table = TABLES[name]
+    sql = load_sql(name)
+    bound = {k: v for k, v in (params or {}).items() if k in model_parameters(name)}
+    cols = [d[0] for d in con.execute(f"DESCRIBE {sql}", bound).fetchall()]
+    if cols != table.column_names:
+        raise ValueError(
+            f"model {name}: columns {cols} differ from warehouse/schema.py {table.column_names}"
+        )
+    select = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in table.columns)
+    con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{name} AS SELECT {select} FROM ({sql})", bound)
+    for stmt in comment_statements(table):
+        con.execute(stmt)
+    return int(con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0])
+
+
+def empty_frame(name: str) -> pd.DataFrame:
+    """An empty frame with the documented columns of `scv.<name>`."""
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in TABLES[name].column_names})
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """Locations of the staging file, the published file and the exports folder."""
+
+    published: Path
+    staging: Path
+    exports: Path
+
+    @contextmanager
+    def stage(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection to the staging warehouse, schemas ensured."""
+        con = _connect(self.staging)
+        try:
+            ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def read_published(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """A read-only connection to the published warehouse, or None before the first publish."""
+        if not self.published.exists():
+            yield None
+            return
+        con = _connect(self.published, read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def previous(self, name: str) -> pd.DataFrame:
+        """Last published rows of `scv.<name>`; an empty documented frame before the first night."""
+        with self.read_published() as con:
+            if con is None:
+                return empty_frame(name)
+            exists = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                [SCHEMA, name],
+            ).fetchall()[0][0]
+            if not exists:
+                return empty_frame(name)
+            return con.execute(f"SELECT * FROM {SCHEMA}.{name}").df()
+
+    def stage_previous(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+        """Copy the last published `scv.<name>` tables into schema `prev` of the staging file
+        (empty documented tables before the first publish), for models that carry state."""
+        con.execute("CREATE SCHEMA IF NOT EXISTS prev")
+        attached = False
+        if self.published.exists():
+            con.execute(f"ATTACH '{_sql_path(self.published)}' AS published (READ_ONLY)")
+            attached = True
+        try:
+            for name in names:
+                table = TABLES[name]
+                con.execute(f"DROP TABLE IF EXISTS prev.{name}")
+                con.execute(create_statement(table, schema="prev"))
+                if attached and con.execute(
+                    "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'published' "
+                    "AND schema_name = ? AND table_name = ?",
+                    [SCHEMA, name],
+                ).fetchall()[0][0]:
+                    cols = ", ".join(f'"{c}"' for c in table.column_names)
+                    con.execute(
+                        f"INSERT INTO prev.{name} ({cols}) SELECT {cols} FROM published.{SCHEMA}.{name}"
+                    )
+        finally:
+            if attached:
+                con.execute("DETACH published")
+
+    # ----------------------------------------------------------------------------- publish
+    def publish(self) -> dict[str, int]:
+        """Copy every documented `scv` table from staging into a new file and swap it in.
+
+        Returns row counts per table. The new file is complete and checkpointed before the
+        rename, so the published path always names a whole warehouse.
+        """
+        tmp = self.published.with_name(self.published.name + ".publishing")
+        for leftover in (tmp, Path(str(tmp) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        self.published.parent.mkdir(parents=True, exist_ok=True)
+        counts: dict[str, int] = {}
+        con = _connect(self.staging)
+        try:
+            ensure_schema(con)
+            con.execute(f"ATTACH '{_sql_path(tmp)}' AS publishing")
+            con.execute(f"CREATE SCHEMA publishing.{SCHEMA}")
+            for name, table in TABLES.items():
+                con.execute(
+                    f"CREATE TABLE publishing.{SCHEMA}.{name} AS SELECT "
+                    + ", ".join(f'"{c}"' for c in table.column_names)
+                    + f" FROM {SCHEMA}.{name}"
+                )
+                for stmt in comment_statements(table, schema=f"publishing.{SCHEMA}"):
+                    con.execute(stmt)
+                counts[name] = int(
+                    con.execute(f"SELECT count(*) FROM publishing.{SCHEMA}.{name}").fetchall()[0][0]
+                )
+            con.execute("CHECKPOINT publishing")
+            con.execute("DETACH publishing")
+        finally:
+            con.close()
+        _fsync(tmp)
+        os.replace(tmp, self.published)
+        _fsync_dir(self.published.parent)
+        return counts
+
+    # ----------------------------------------------------------------------------- exports
+    def export_parquet(self, run_id: str, as_of: str) -> dict[str, object]:
+        """Write every published table to `exports/<table>/data.parquet`, each swapped in atomically,
+        then `exports/manifest.json` (as-of date, run id, row counts, schema)."""
+        self.exports.mkdir(parents=True, exist_ok=True)
+        tables: dict[str, object] = {}
+        con = _connect(self.published, read_only=True)
+        try:
+            for name, table in TABLES.items():
+                folder = self.exports / name
+                folder.mkdir(parents=True, exist_ok=True)
+                # a dot-name without the .parquet suffix is never matched by readers' globs
+                tmp = folder / f".data.{run_id}.tmp"
+                con.execute(
+                    f"COPY (SELECT * FROM {SCHEMA}.{name}) TO '{_sql_path(tmp)}' "
+                    "(FORMAT parquet, COMPRESSION zstd)"
+                )
+                _fsync(tmp)
+                os.replace(tmp, folder / "data.parquet")
+                for stale in folder.glob("*.parquet"):
+                    if stale.name != "data.parquet":
+                        stale.unlink()
+                rows = con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0]
+                tables[name] = {
+                    "path": f"{name}/data.parquet",
+                    "rows": int(rows),
+                    "description": table.comment,
+                    "columns": [
+                        {"name": c.name, "type": c.type, "description": c.comment}
+                        for c in table.columns
+                    ],
+                }
+        finally:
+            con.close()
+        manifest = {
+            "run_id": run_id,
+            "as_of_date": as_of,
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "tables": tables,
+        }
+        tmp = self.exports / f".manifest.{run_id}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        os.replace(tmp, self.exports / "manifest.json")
+        return manifest
+
+    def reset_staging(self) -> None:
+        """Drop the staging file (it holds personal data of the night being built)."""
+        for p in (self.staging, Path(str(self.staging) + ".wal")):
+            p.unlink(missing_ok=True)
+
+    def copy_published_to(self, dest: Path) -> None:
+        shutil.copy2(self.published, dest)
+
+
+def _sql_path(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
