@@ -13,7 +13,10 @@ Inputs a model may read, in the staging database:
 - `scv.<table>` for every table of `warehouse.schema.TABLES` built earlier in the night
   (`customer`, `customer_xref`, and other models' outputs such as `scv.touchpoint`);
 - `stage.orders`, `stage.events`, `stage.consents`: the accepted frames of docs/architecture.md §3
-  of all sources of a kind stacked together, with the columns listed in `STAGE_TABLES`.
+  of all sources of a kind stacked together, and the lookup tables the pipeline writes for models
+  (`stage.rfm_segment_map`), with the columns listed in `STAGE_TABLES`;
+- `prev.<table>`: the previously published `scv.<table>` (same columns; empty before the first
+  night), for models that carry state across nights. Copied in by `Warehouse.stage_previous`.
 
 `model_dependencies(name)` reads a model's `scv.*` inputs from its SQL and `models_in_order()`
 sorts models so that each runs after the models whose tables it reads.
@@ -34,6 +37,7 @@ from sqlglot import exp
 from warehouse.schema import SCHEMA, TABLES
 
 __all__ = [
+    "PREV_SCHEMA",
     "SQL_DIR",
     "STAGE_SCHEMA",
     "STAGE_TABLES",
@@ -51,6 +55,7 @@ __all__ = [
 
 SQL_DIR = Path(__file__).with_name("sql")
 STAGE_SCHEMA = "stage"
+PREV_SCHEMA = "prev"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
@@ -100,6 +105,13 @@ STAGE_TABLES: dict[str, dict[str, str]] = {
         "granted": "BOOLEAN",
         "recorded_at": "TIMESTAMP",
     },
+    # transforms.rfm.segment_table(): the RFM segment map as a lookup, read by rfm.sql.
+    "rfm_segment_map": {
+        "r_score": "INTEGER",
+        "f_score": "INTEGER",
+        "m_score": "INTEGER",
+        "segment": "VARCHAR",
+    },
 }
 
 
@@ -114,7 +126,9 @@ def available_models() -> list[str]:
 
 def _path(name: str) -> Path:
     if not _NAME.match(name):
-        raise ModelError(f"model name {name!r}: expected [a-z][a-z0-9_]* (the .sql file's stem)")
+        raise ModelError(
+            f"model name {name!r}: expected [a-z][a-z0-9_]* (the .sql file's stem)"
+        )
     path = SQL_DIR / f"{name}.sql"
     if not path.is_file():
         raise ModelError(
@@ -133,7 +147,9 @@ def _parsed(name: str, text: str) -> exp.Expression:
     # `text` is part of the cache key so an edited file is parsed again.
     statements = [s for s in sqlglot.parse(text, dialect="duckdb") if s is not None]
     if len(statements) != 1:
-        raise ModelError(f"model {name!r}: expected one SQL statement, found {len(statements)}")
+        raise ModelError(
+            f"model {name!r}: expected one SQL statement, found {len(statements)}"
+        )
     return statements[0]
 
 
@@ -168,13 +184,19 @@ def models_in_order(names: list[str] | None = None) -> list[str]:
     names = sorted(names if names is not None else available_models())
     pending = {}
     for n in names:
-        reads = {d.split(".", 1)[1] for d in model_dependencies(n) if d.startswith(f"{SCHEMA}.")}
+        reads = {
+            d.split(".", 1)[1]
+            for d in model_dependencies(n)
+            if d.startswith(f"{SCHEMA}.")
+        }
         pending[n] = reads & (set(names) - {n})
     order: list[str] = []
     while pending:
         ready = sorted(n for n, deps in pending.items() if not deps - set(order))
         if not ready:
-            raise ModelError(f"models read each other's tables in a cycle: {sorted(pending)}")
+            raise ModelError(
+                f"models read each other's tables in a cycle: {sorted(pending)}"
+            )
         order.append(ready[0])
         del pending[ready[0]]
     return order
@@ -185,7 +207,9 @@ def _bind(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
     given = dict(params or {})
     missing = sorted(wanted - set(given))
     if missing:
-        raise ModelError(f"model {name!r}: parameter(s) {missing} not given (needs {sorted(wanted)})")
+        raise ModelError(
+            f"model {name!r}: parameter(s) {missing} not given (needs {sorted(wanted)})"
+        )
     return {k: given[k] for k in sorted(wanted)}
 
 
@@ -218,8 +242,10 @@ def run_model(
 
 def qualify_schema() -> dict[str, dict[str, dict[str, str]]]:
     """{schema: {table: {column: type}}} of every table a model may read, for sqlglot."""
+    published = {t.name: {c.name: c.type for c in t.columns} for t in TABLES.values()}
     return {
-        SCHEMA: {t.name: {c.name: c.type for c in t.columns} for t in TABLES.values()},
+        SCHEMA: published,
+        PREV_SCHEMA: {name: dict(cols) for name, cols in published.items()},
         STAGE_SCHEMA: {t: dict(cols) for t, cols in STAGE_TABLES.items()},
     }
 
