@@ -1,0 +1,81 @@
+-- scv.rfm: one row per customer with at least one completed order on or before $as_of.
+--
+-- Inputs: stage.orders, scv.customer_xref, scv.customer, and stage.rfm_segment_map (the 125-row
+-- lookup table from transforms.rfm.segment_table(), written by the pipeline before this model).
+-- Parameters: $as_of (DATE).
+--
+-- Definitions (docs/analytics.md):
+--   orders counted  status = 'completed' and the order's date <= $as_of; one order per
+--                   (source, source_record_id); orders whose person record resolves to no
+--                   customer are not counted
+--   recency_days    $as_of - date of the last counted order, in days
+--   frequency       number of counted orders
+--   monetary        sum of amount_reporting (reporting currency), rounded to the cent
+--   *_score         ceil(5 * c / n), where n = customers scored and c = customers whose value is
+--                   as good as or worse than this customer's (frequency/monetary <= this one,
+--                   recency_days >= this one): the quintile of cume_dist, so equal values always
+--                   share a score and the best value always scores 5
+--   segment         stage.rfm_segment_map on (r_score, f_score, m_score)
+WITH counted AS (
+    SELECT
+        x.customer_id,
+        CAST(o.order_date AS DATE) AS order_day,
+        o.amount_reporting
+    FROM stage.orders AS o
+    JOIN scv.customer_xref AS x
+        ON x.source = o.person_source AND x.source_record_id = o.person_record_id
+    JOIN scv.customer AS c
+        ON c.customer_id = x.customer_id
+    WHERE o.status = 'completed'
+        AND CAST(o.order_date AS DATE) <= CAST($as_of AS DATE)
+    -- an order listed twice counts once
+    QUALIFY row_number() OVER (
+        PARTITION BY o.source, o.source_record_id ORDER BY o._row_number
+    ) = 1
+),
+per_customer AS (
+    SELECT
+        customer_id,
+        date_diff('day', max(order_day), CAST($as_of AS DATE)) AS recency_days,
+        count(*) AS frequency,
+        -- rounded so that equal spends tie whatever order the sum was added up in
+        round(coalesce(sum(amount_reporting), 0), 2) AS monetary
+    FROM counted
+    GROUP BY customer_id
+),
+ranked AS (
+    -- With ORDER BY, count(*) OVER counts the rows up to and including this row's peers: the
+    -- customers as good as or worse than this one. Whole numbers, so the quintile is exact.
+    SELECT
+        *,
+        count(*) OVER () AS n,
+        count(*) OVER (ORDER BY recency_days DESC) AS c_recency,
+        count(*) OVER (ORDER BY frequency) AS c_frequency,
+        count(*) OVER (ORDER BY monetary) AS c_monetary
+    FROM per_customer
+),
+scored AS (
+    SELECT
+        customer_id,
+        recency_days,
+        frequency,
+        monetary,
+        CAST((5 * c_recency + n - 1) // n AS INTEGER) AS r_score,
+        CAST((5 * c_frequency + n - 1) // n AS INTEGER) AS f_score,
+        CAST((5 * c_monetary + n - 1) // n AS INTEGER) AS m_score
+    FROM ranked
+)
+SELECT
+    s.customer_id,
+    CAST($as_of AS DATE) AS as_of_date,
+    CAST(s.recency_days AS INTEGER) AS recency_days,
+    CAST(s.frequency AS INTEGER) AS frequency,
+    CAST(s.monetary AS DOUBLE) AS monetary,
+    s.r_score,
+    s.f_score,
+    s.m_score,
+    CAST(m.segment AS VARCHAR) AS segment
+FROM scored AS s
+LEFT JOIN stage.rfm_segment_map AS m
+    ON m.r_score = s.r_score AND m.f_score = s.f_score AND m.m_score = s.m_score
+ORDER BY s.customer_id
