@@ -32,6 +32,7 @@ __all__ = [
     "SEGMENT_MAP_COLUMNS",
     "SEGMENT_MAP_TABLE",
     "SegmentMapError",
+    "default_segment_rules",
     "fm_score",
     "segment_grid_markdown",
     "segment_rules",
@@ -193,10 +194,15 @@ def validate_segment_map(rules: Iterable[Any]) -> dict[tuple[int, int, int], str
     return mapping
 
 
+def default_segment_rules() -> list[dict[str, Any]]:
+    """A fresh copy of `DEFAULT_SEGMENT_MAP` as a list of rule dicts."""
+    return [dict(rule) for rule in DEFAULT_SEGMENT_MAP]
+
+
 def segment_rules(config: Any = None) -> list[Any]:
     """The segment rules in force: `config.segments` (an `RfmConfig`) if set, else the default."""
     segments = None if config is None else _get(config, "segments")
-    return list(segments) if segments else [dict(rule) for rule in DEFAULT_SEGMENT_MAP]
+    return list(segments) if segments else default_segment_rules()
 
 
 def segment_table(rules: Iterable[Any] | None = None) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from transforms.rfm import (
     DEFAULT_SEGMENT_MAP,
     SEGMENT_MAP_COLUMNS,
     SegmentMapError,
+    default_segment_rules,
     fm_score,
     segment_grid_markdown,
     segment_rules,
@@ -149,7 +150,14 @@ def test_config_rules_override_the_default_and_may_use_f_and_m_ranges():
         "Recent big spenders": 20,
     }
     assert segment_rules(RfmConfig()) == [dict(r) for r in DEFAULT_SEGMENT_MAP]
-    assert segment_rules(None) == [dict(r) for r in DEFAULT_SEGMENT_MAP]
+    assert (
+        segment_rules(None)
+        == default_segment_rules()
+        == [dict(r) for r in DEFAULT_SEGMENT_MAP]
+    )
+    # rules dumped from config, as the pipeline passes them, validate the same
+    dumped = [r.model_dump(exclude_none=True) for r in config.segments]
+    assert segment_table(dumped).equals(table)
 
 
 def test_the_grid_in_the_docs_is_the_default_map():
