@@ -28,8 +28,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from warehouse.report import build_run_report, write_run_report  # noqa: E402
-from warehouse.store import Warehouse, write_frame  # noqa: E402
+from warehouse.report import build_run_report, write_run_report
+from warehouse.store import Warehouse, write_frame
 
 WINDOW = (1280, 2000)
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -49,76 +49,172 @@ def synthetic_report(out_dir: Path, people: int = 400, seed: int = 7) -> Path:
     wh = Warehouse(out_dir / "wh.duckdb", out_dir / "staging.duckdb", out_dir / "exports")
     wh.reset_staging()
     with wh.stage() as con:
-        sources = {"crm": 0.02, "web_shop": 0.004, "pos": 0.01, "email_marketing": 0.0, "support": 0.03}
+        sources = {
+            "crm": 0.02,
+            "web_shop": 0.004,
+            "pos": 0.01,
+            "email_marketing": 0.0,
+            "support": 0.03,
+        }
         runs, quarantine = [], []
         rules = ["missing_id", "duplicate_id", "bad_date", "unknown_person", "bad_amount"]
         for s, q_share in sources.items():
             rows_in = rng.randint(300, 2500)
             q = int(rows_in * q_share)
-            runs.append((run_at, run_id, s, f"{s}.csv", "0" * 64, rows_in, rows_in - q, q, rng.randint(0, 30)))
+            runs.append(
+                (
+                    run_at,
+                    run_id,
+                    s,
+                    f"{s}.csv",
+                    "0" * 64,
+                    rows_in,
+                    rows_in - q,
+                    q,
+                    rng.randint(0, 30),
+                )
+            )
             for i in range(q):
-                quarantine.append((s, i + 1, None, rng.choice(rules[: 2 + len(s) % 3]), "synthetic", "{}", run_at))
-        cols = ["run_at", "run_id", "source", "path", "fingerprint", "rows_in", "rows_accepted",
-                "rows_quarantined", "field_findings"]
+                quarantine.append(
+                    (s, i + 1, None, rng.choice(rules[: 2 + len(s) % 3]), "synthetic", "{}", run_at)
+                )
+        cols = [
+            "run_at",
+            "run_id",
+            "source",
+            "path",
+            "fingerprint",
+            "rows_in",
+            "rows_accepted",
+            "rows_quarantined",
+            "field_findings",
+        ]
         write_frame(con, "source_run", pd.DataFrame(runs, columns=cols), schema="scv")
         write_frame(
             con,
             "quarantine",
-            pd.DataFrame(quarantine, columns=["source", "row_number", "source_record_id", "rule",
-                                              "detail", "raw", "run_at"]),
+            pd.DataFrame(
+                quarantine,
+                columns=[
+                    "source",
+                    "row_number",
+                    "source_record_id",
+                    "rule",
+                    "detail",
+                    "raw",
+                    "run_at",
+                ],
+            ),
             schema="scv",
         )
         ids = [f"c{i:05d}" for i in range(people)]
         sizes = [rng.choices([1, 2, 3, 4, 5, 8, 12], [50, 25, 12, 6, 3, 1, 0.3])[0] for _ in ids]
-        xref = [("crm", f"r{cid}-{k}", cid, 0.97, cid) for cid, n in zip(ids, sizes) for k in range(n)]
+        xref = [
+            ("crm", f"r{cid}-{k}", cid, 0.97, cid) for cid, n in zip(ids, sizes) for k in range(n)
+        ]
         write_frame(
             con,
             "customer_xref",
-            pd.DataFrame(xref, columns=["source", "source_record_id", "customer_id",
-                                        "match_probability", "cluster_key"]),
+            pd.DataFrame(
+                xref,
+                columns=[
+                    "source",
+                    "source_record_id",
+                    "customer_id",
+                    "match_probability",
+                    "cluster_key",
+                ],
+            ),
             schema="scv",
         )
         customer = pd.DataFrame({"customer_id": ids, "record_count": sizes})
-        for c in ["first_name", "last_name", "email", "phone", "date_of_birth", "address_line",
-                  "postcode", "city", "country", "first_seen_at", "last_seen_at", "sources"]:
+        for c in [
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "date_of_birth",
+            "address_line",
+            "postcode",
+            "city",
+            "country",
+            "first_seen_at",
+            "last_seen_at",
+            "sources",
+        ]:
             customer[c] = None
         write_frame(con, "customer", customer, schema="scv")
-        history = [(run_at, f"old{i}", rng.choice(ids), "merge", rng.randint(1, 3)) for i in range(9)]
+        history = [
+            (run_at, f"old{i}", rng.choice(ids), "merge", rng.randint(1, 3)) for i in range(9)
+        ]
         history += [(run_at, rng.choice(ids), f"new{i}", "split", 1) for i in range(2)]
         write_frame(
             con,
             "customer_id_history",
-            pd.DataFrame(history, columns=["run_at", "old_customer_id", "new_customer_id", "change",
-                                           "records_moved"]),
+            pd.DataFrame(
+                history,
+                columns=["run_at", "old_customer_id", "new_customer_id", "change", "records_moved"],
+            ),
             schema="scv",
         )
-        segments = ["Champions", "Loyal Customers", "Potential Loyalist", "New Customers", "Promising",
-                    "Need Attention", "About To Sleep", "At Risk", "Can't Lose Them", "Hibernating", "Lost"]
+        segments = [
+            "Champions",
+            "Loyal Customers",
+            "Potential Loyalist",
+            "New Customers",
+            "Promising",
+            "Need Attention",
+            "About To Sleep",
+            "At Risk",
+            "Can't Lose Them",
+            "Hibernating",
+            "Lost",
+        ]
         buyers = ids[: int(people * 0.7)]
-        rfm = pd.DataFrame({
-            "customer_id": buyers,
-            "as_of_date": as_of,
-            "recency_days": [rng.randint(0, 700) for _ in buyers],
-            "frequency": [rng.randint(1, 20) for _ in buyers],
-            "monetary": [round(rng.uniform(5, 2000), 2) for _ in buyers],
-            "r_score": 3, "f_score": 3, "m_score": 3,
-            "segment": [rng.choices(segments, [8, 10, 9, 5, 4, 7, 6, 9, 2, 12, 14])[0] for _ in buyers],
-        })
+        rfm = pd.DataFrame(
+            {
+                "customer_id": buyers,
+                "as_of_date": as_of,
+                "recency_days": [rng.randint(0, 700) for _ in buyers],
+                "frequency": [rng.randint(1, 20) for _ in buyers],
+                "monetary": [round(rng.uniform(5, 2000), 2) for _ in buyers],
+                "r_score": 3,
+                "f_score": 3,
+                "m_score": 3,
+                "segment": [
+                    rng.choices(segments, [8, 10, 9, 5, 4, 7, 6, 9, 2, 12, 14])[0] for _ in buyers
+                ],
+            }
+        )
         write_frame(con, "rfm", rfm, schema="scv")
         stages = ["prospect", "new", "active", "at_risk", "lost", "reactivated"]
-        stage_of = {c: ("prospect" if c not in set(buyers) else rng.choices(stages[1:], [6, 30, 15, 20, 4])[0])
-                    for c in ids}
+        stage_of = {
+            c: (
+                "prospect"
+                if c not in set(buyers)
+                else rng.choices(stages[1:], [6, 30, 15, 20, 4])[0]
+            )
+            for c in ids
+        }
         write_frame(
             con,
             "lifecycle",
-            pd.DataFrame({"customer_id": ids, "as_of_date": as_of, "stage": [stage_of[c] for c in ids],
-                          "stage_since": as_of - timedelta(days=30)}),
+            pd.DataFrame(
+                {
+                    "customer_id": ids,
+                    "as_of_date": as_of,
+                    "stage": [stage_of[c] for c in ids],
+                    "stage_since": as_of - timedelta(days=30),
+                }
+            ),
             schema="scv",
         )
         before = {"new": "active", "active": "at_risk", "at_risk": "lost", "lost": "reactivated"}
         moved = [c for c in ids if rng.random() < 0.08]
-        moves = [(c, as_of, next((k for k, v in before.items() if v == stage_of[c]), None), stage_of[c])
-                 for c in moved]
+        moves = [
+            (c, as_of, next((k for k, v in before.items() if v == stage_of[c]), None), stage_of[c])
+            for c in moved
+        ]
         write_frame(
             con,
             "lifecycle_history",
@@ -128,17 +224,35 @@ def synthetic_report(out_dir: Path, people: int = 400, seed: int = 7) -> Path:
         previous = {
             "run_id": "render-check-previous",
             "as_of": (as_of - timedelta(days=1)).isoformat(),
-            "headline": {"rows_in": 5200, "rows_accepted": 5120, "rows_quarantined": 80,
-                         "person_records": len(xref) - 25, "customers": people - 6,
-                         "duplicates_merged": len(xref) - 25 - people + 6, "merges": 4, "splits": 0,
-                         "rfm_customers": len(buyers) - 12, "lifecycle_moves": 41},
+            "headline": {
+                "rows_in": 5200,
+                "rows_accepted": 5120,
+                "rows_quarantined": 80,
+                "person_records": len(xref) - 25,
+                "customers": people - 6,
+                "duplicates_merged": len(xref) - 25 - people + 6,
+                "merges": 4,
+                "splits": 0,
+                "rfm_customers": len(buyers) - 12,
+                "lifecycle_moves": 41,
+            },
             "rfm_segments": [{"segment": s, "customers": 20} for s in segments[:10]],
         }
         extra = {
-            "linkage": {"match_rate": 0.512, "model_version": "2025-03-01T02:00:00",
-                        "trained_this_run": False, "reason": "reused"},
-            "timings": {"read + validate sources": 6.4, "standardise": 2.1, "link (Splink)": 18.7,
-                        "golden records": 3.3, "SQL models": 1.9, "publish + exports": 2.6},
+            "linkage": {
+                "match_rate": 0.512,
+                "model_version": "2025-03-01T02:00:00",
+                "trained_this_run": False,
+                "reason": "reused",
+            },
+            "timings": {
+                "read + validate sources": 6.4,
+                "standardise": 2.1,
+                "link (Splink)": 18.7,
+                "golden records": 3.3,
+                "SQL models": 1.9,
+                "publish + exports": 2.6,
+            },
         }
         html, summary = build_run_report(con, run_id, as_of, previous, extra)
     wh.reset_staging()
@@ -159,14 +273,25 @@ def screenshot(chromium: str, html: Path, png: Path, window: tuple[int, int] = W
     png.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="scv-chromium-") as profile:
         cmd = [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
-            f"--screenshot={png}", f"--window-size={window[0]},{window[1]}",
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            # nothing resolves: a page that needed the network would show it
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--screenshot={png}",
+            f"--window-size={window[0]},{window[1]}",
             html.resolve().as_uri(),
         ]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         elapsed = time.perf_counter() - t0
     if proc.returncode != 0 or not png.exists():
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
@@ -205,7 +330,9 @@ def decode_png(path: Path) -> np.ndarray:
     depth, colour, interlace = ihdr[8], ihdr[9], ihdr[12]
     channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour)
     if depth != 8 or channels is None or interlace:
-        raise ValueError(f"{path}: unsupported PNG (depth {depth}, colour type {colour}, interlace {interlace})")
+        raise ValueError(
+            f"{path}: unsupported PNG (depth {depth}, colour type {colour}, interlace {interlace})"
+        )
     raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
     stride = w * channels
     rows = raw.reshape(h, stride + 1)
@@ -241,7 +368,9 @@ def check_png(path: Path) -> dict[str, object]:
     pixels = decode_png(path)
     h, w, ch = pixels.shape
     rgb = pixels[..., :3] if ch >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    packed = (
+        (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    )
     values, counts = np.unique(packed, return_counts=True)
     background = values[counts.argmax()]
     ink = float((packed != background).mean())
@@ -259,9 +388,16 @@ def check_png(path: Path) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("report", nargs="?", type=Path, help="report HTML (default: build a synthetic one)")
+    ap.add_argument(
+        "report", nargs="?", type=Path, help="report HTML (default: build a synthetic one)"
+    )
     ap.add_argument("--out", type=Path, help="screenshot path (default: next to the report)")
-    ap.add_argument("--height", type=int, default=WINDOW[1], help="window height in pixels (to see a long page whole)")
+    ap.add_argument(
+        "--height",
+        type=int,
+        default=WINDOW[1],
+        help="window height in pixels (to see a long page whole)",
+    )
     args = ap.parse_args(argv)
 
     chromium = find_chromium()
@@ -309,12 +445,26 @@ def main(argv: list[str] | None = None) -> int:
         ("build report (s)", f"{built:.2f}" if built is not None else "-", ""),
         ("chromium screenshot (s)", f"{shot:.2f}", ""),
         ("decode PNG (s)", f"{decoded:.2f}", ""),
-        ("PNG size", f"{stats['bytes']:,} B", f">= {MIN_BYTES:,}" + (" ok" if ok["bytes"] else " FAIL")),
-        ("PNG dimensions", f"{stats['width']}x{stats['height']}",
-         f"= {window[0]}x{window[1]}" + (" ok" if ok["size"] else " FAIL")),
-        ("distinct colours", f"{stats['colours']:,}", f">= {MIN_COLOURS}" + (" ok" if ok["colours"] else " FAIL")),
-        ("non-background pixels", f"{stats['ink_share']:.1%}",
-         f">= {MIN_INK_SHARE:.0%}" + (" ok" if ok["ink"] else " FAIL")),
+        (
+            "PNG size",
+            f"{stats['bytes']:,} B",
+            f">= {MIN_BYTES:,}" + (" ok" if ok["bytes"] else " FAIL"),
+        ),
+        (
+            "PNG dimensions",
+            f"{stats['width']}x{stats['height']}",
+            f"= {window[0]}x{window[1]}" + (" ok" if ok["size"] else " FAIL"),
+        ),
+        (
+            "distinct colours",
+            f"{stats['colours']:,}",
+            f">= {MIN_COLOURS}" + (" ok" if ok["colours"] else " FAIL"),
+        ),
+        (
+            "non-background pixels",
+            f"{stats['ink_share']:.1%}",
+            f">= {MIN_INK_SHARE:.0%}" + (" ok" if ok["ink"] else " FAIL"),
+        ),
         ("content reaches row", f"{stats['last_inked_row']}", f"of {stats['height']}"),
     ]
     width = max(len(r[0]) for r in rows)

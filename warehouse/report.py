@@ -19,7 +19,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,9 @@ def _scv_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def _ordered(counts: Mapping[str, int], order: Iterable[str]) -> list[tuple[str, int]]:
     """Known names in their natural order, then any others by count (largest first)."""
     known = [(k, counts[k]) for k in order if k in counts]
-    rest = sorted(((k, v) for k, v in counts.items() if k not in set(order)), key=lambda kv: (-kv[1], kv[0]))
+    rest = sorted(
+        ((k, v) for k, v in counts.items() if k not in set(order)), key=lambda kv: (-kv[1], kv[0])
+    )
     return known + rest
 
 
@@ -168,7 +170,9 @@ def _gather(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date) -> dict[st
         ]
 
     customers = int(_scalar(con, "SELECT count(*) FROM scv.customer")) if has("customer") else 0
-    records = int(_scalar(con, "SELECT count(*) FROM scv.customer_xref")) if has("customer_xref") else 0
+    records = (
+        int(_scalar(con, "SELECT count(*) FROM scv.customer_xref")) if has("customer_xref") else 0
+    )
     sizes: list[tuple[int, int]] = []
     if has("customer_xref"):
         sizes = [
@@ -238,7 +242,7 @@ def _gather(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date) -> dict[st
         "run_id": run_id,
         "as_of": as_of.isoformat(),
         "run_at": run_at.isoformat(sep=" ") if run_at is not None else None,
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         "headline": headline,
         "sources": sources,
         "quarantine": quarantine,
@@ -253,7 +257,9 @@ def _gather(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date) -> dict[st
             "other": {k: v for k, v in changes.items() if k not in ("merge", "split")},
         },
         "rfm_segments": [{"segment": k, "customers": v} for k, v in _ordered(segments, RFM_ORDER)],
-        "lifecycle_stages": [{"stage": k, "customers": v} for k, v in _ordered(stages, STAGE_ORDER)],
+        "lifecycle_stages": [
+            {"stage": k, "customers": v} for k, v in _ordered(stages, STAGE_ORDER)
+        ],
         "lifecycle_moves": moves,
         "notes": notes,
     }
@@ -263,7 +269,10 @@ def _gather(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date) -> dict[st
 def _plain(value: Any) -> Any:
     """A JSON-safe copy of `value`: mappings and sequences kept, anything else as text.
 
-    Strings that look like links are withheld: the page must not point anywhere."""
+    Strings that look like links are withheld: the page must not point anywhere. Dagster
+    metadata values (tuple-like records) are unwrapped to what they hold."""
+    if type(value).__module__.startswith("dagster") and hasattr(value, "value"):
+        return _plain(value.value)
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
@@ -272,7 +281,7 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    text = str(getattr(value, "value", value)) if type(value).__module__.startswith("dagster") else str(value)
+    text = str(value)
     if "://" in text or text.lower().startswith(("www.", "//")):
         return "(link withheld)"
     return text
@@ -303,7 +312,10 @@ def _split_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
         timings = {}
     rate = linkage.get("match_rate")
     linkage_rows = [
-        (k.replace("_", " "), f"{rate:.1%}" if k == "match_rate" and isinstance(rate, float) else _display(v))
+        (
+            k.replace("_", " "),
+            f"{rate:.1%}" if k == "match_rate" and isinstance(rate, float) else _display(v),
+        )
         for k, v in linkage.items()
     ]
     timing_rows = []
@@ -316,7 +328,11 @@ def _split_extra(extra: Mapping[str, Any] | None) -> dict[str, Any]:
         "linkage": linkage_rows,
         "timings": timing_rows,
         "other": [(k.replace("_", " "), _display(v)) for k, v in plain.items()],
-        "plain": {**plain, **({"linkage": linkage} if linkage else {}), **({"timings": timings} if timings else {})},
+        "plain": {
+            **plain,
+            **({"linkage": linkage} if linkage else {}),
+            **({"timings": timings} if timings else {}),
+        },
     }
 
 
@@ -360,8 +376,10 @@ def bar_chart(
     height = legend_h + row_h * len(rows) + 6
     desc = "; ".join(f"{label}: {text}" for label, text in zip(labels, texts))
     out = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-labelledby="{cid}-t {cid}-d" preserveAspectRatio="xMinYMin meet">',
+        (
+            f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-labelledby="{cid}-t {cid}-d" preserveAspectRatio="xMinYMin meet">'
+        ),
         f'<title id="{cid}-t">{escape(title)}</title>',
         f'<desc id="{cid}-d">{escape(desc)}</desc>',
     ]
@@ -395,7 +413,9 @@ def bar_chart(
 
 
 # ------------------------------------------------------------------------------- deltas
-def _delta(now: float | None, before: float | None, worse_up: bool | None = None) -> dict[str, Any] | None:
+def _delta(
+    now: float | None, before: float | None, worse_up: bool | None = None
+) -> dict[str, Any] | None:
     """The change from `before` to `now` as text; `worse_up` says whether a rise is bad news
     (True), good news (False) or neither (None), which only sets the colour."""
     if now is None or before is None:
@@ -409,7 +429,9 @@ def _delta(now: float | None, before: float | None, worse_up: bool | None = None
     return {"value": d, "text": f"{sign}{_fmt(abs(d))}{pct}", "dir": tone}
 
 
-def _previous_counts(previous: Mapping[str, Any] | None, key: str, name: str) -> dict[str, int] | None:
+def _previous_counts(
+    previous: Mapping[str, Any] | None, key: str, name: str
+) -> dict[str, int] | None:
     if not previous or not isinstance(previous.get(key), list):
         return None
     out: dict[str, int] = {}
@@ -421,7 +443,11 @@ def _previous_counts(previous: Mapping[str, Any] | None, key: str, name: str) ->
 
 
 def _distribution(
-    title: str, current: list[dict[str, Any]], name: str, previous: Mapping[str, Any] | None, key: str
+    title: str,
+    current: list[dict[str, Any]],
+    name: str,
+    previous: Mapping[str, Any] | None,
+    key: str,
 ) -> dict[str, Any]:
     before = _previous_counts(previous, key, name)
     total = sum(r["customers"] for r in current) or 1
@@ -429,8 +455,14 @@ def _distribution(
     names = [r[name] for r in current]
     for r in current:
         prev = before.get(r[name], 0) if before is not None else None
-        rows.append({"name": r[name], "customers": r["customers"], "share": r["customers"] / total,
-                     "delta": _delta(r["customers"], prev)})
+        rows.append(
+            {
+                "name": r[name],
+                "customers": r["customers"],
+                "share": r["customers"] / total,
+                "delta": _delta(r["customers"], prev),
+            }
+        )
     # a segment or stage emptied since last night still deserves a row saying so
     for gone, n in (before or {}).items():
         if gone not in names and n:
@@ -462,7 +494,9 @@ def _env() -> Environment:
 
 
 def render_run_report(
-    summary: Mapping[str, Any], previous: Mapping[str, Any] | None, extra: Mapping[str, Any] | None = None
+    summary: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    extra: Mapping[str, Any] | None = None,
 ) -> str:
     """The HTML page for a night's `summary` (as built by `build_run_report`), compared with
     `previous` (last night's summary, or None on the first night)."""
@@ -493,7 +527,8 @@ def render_run_report(
             [(s["source"], [s["rows_accepted"], s["rows_quarantined"]]) for s in sources],
             series=("accepted", "quarantined"),
             value_text=[
-                f"{_fmt(s['rows_in'])} in, {_fmt(s['rows_quarantined'])} quarantined" for s in sources
+                f"{_fmt(s['rows_in'])} in, {_fmt(s['rows_quarantined'])} quarantined"
+                for s in sources
             ],
         )
         if any(s["rows_in"] for s in sources)
@@ -512,7 +547,10 @@ def render_run_report(
     cluster_chart = (
         bar_chart(
             "People by number of person records (cluster size)",
-            [(f"{c['records']} record{'s' if c['records'] != '1' else ''}", [c["customers"]]) for c in clusters],
+            [
+                (f"{c['records']} record{'s' if c['records'] != '1' else ''}", [c["customers"]])
+                for c in clusters
+            ],
         )
         if clusters
         else None
@@ -538,30 +576,47 @@ def render_run_report(
     )
     prev_info = None
     if isinstance(previous, Mapping):
-        prev_info = {"run_id": str(previous.get("run_id", "?")), "as_of": str(previous.get("as_of", "?"))}
+        prev_info = {
+            "run_id": str(previous.get("run_id", "?")),
+            "as_of": str(previous.get("as_of", "?")),
+        }
 
-    return _env().get_template("run_report.html").render(
-        s=summary,
-        headline=headline,
-        previous=prev_info,
-        sources=sources,
-        source_totals=summary["headline"],
-        source_chart=source_chart,
-        quarantine=quarantine,
-        quarantine_chart=quarantine_chart,
-        clusters=clusters,
-        cluster_chart=cluster_chart,
-        rfm=_distribution("Customers per RFM segment", summary["rfm_segments"], "segment", previous, "rfm_segments"),
-        stages=_distribution(
-            "Customers per lifecycle stage", summary["lifecycle_stages"], "stage", previous, "lifecycle_stages"
-        ),
-        moves=moves,
-        moves_chart=moves_chart,
-        linkage=ex["linkage"],
-        timings=ex["timings"],
-        timings_total=sum(s for _, s in ex["timings"]),
-        timings_chart=timings_chart,
-        other=ex["other"],
+    return (
+        _env()
+        .get_template("run_report.html")
+        .render(
+            s=summary,
+            headline=headline,
+            previous=prev_info,
+            sources=sources,
+            source_totals=summary["headline"],
+            source_chart=source_chart,
+            quarantine=quarantine,
+            quarantine_chart=quarantine_chart,
+            clusters=clusters,
+            cluster_chart=cluster_chart,
+            rfm=_distribution(
+                "Customers per RFM segment",
+                summary["rfm_segments"],
+                "segment",
+                previous,
+                "rfm_segments",
+            ),
+            stages=_distribution(
+                "Customers per lifecycle stage",
+                summary["lifecycle_stages"],
+                "stage",
+                previous,
+                "lifecycle_stages",
+            ),
+            moves=moves,
+            moves_chart=moves_chart,
+            linkage=ex["linkage"],
+            timings=ex["timings"],
+            timings_total=sum(s for _, s in ex["timings"]),
+            timings_chart=timings_chart,
+            other=ex["other"],
+        )
     )
 
 
@@ -635,7 +690,9 @@ def load_previous_summary(reports_dir: Path, before: date | None = None) -> dict
     reports_dir = Path(reports_dir)
     latest = reports_dir / "latest-summary.json"
     summary = _read_summary(latest) if latest.exists() else None
-    if before is None or (summary is not None and str(summary.get("as_of", "")) < before.isoformat()):
+    if before is None or (
+        summary is not None and str(summary.get("as_of", "")) < before.isoformat()
+    ):
         return summary
     best: tuple[str, str] | None = None
     chosen = None

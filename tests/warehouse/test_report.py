@@ -70,7 +70,9 @@ def fill(con) -> None:
                 "source_record_id": [RECORD_IDS[i % 3] for i in range(22)],
                 "rule": q_rules,
                 "detail": [f"email {EMAILS[i % 3]} / phone {PHONES[i % 3]}" for i in range(22)],
-                "raw": [json.dumps({"name": NAMES[i % 5], "email": EMAILS[i % 3]}) for i in range(22)],
+                "raw": [
+                    json.dumps({"name": NAMES[i % 5], "email": EMAILS[i % 3]}) for i in range(22)
+                ],
                 # the last two rows belong to an earlier run and must not be counted tonight
                 "run_at": [RUN_AT] * 20 + [EARLIER] * 2,
             }
@@ -175,9 +177,10 @@ def fill(con) -> None:
     )
 
 
-@pytest.fixture
-def night(tmp_path):
-    wh = warehouse(tmp_path)
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    """One staged warehouse for the module: the report only reads it."""
+    wh = warehouse(tmp_path_factory.mktemp("night"))
     with wh.stage() as con:
         fill(con)
         yield con
@@ -197,7 +200,16 @@ def test_report_is_self_contained(night):
     html, _ = build_run_report(night, RUN, AS_OF, None, extra={"linkage": {"match_rate": 0.42}})
     assert html.lstrip().startswith("<!DOCTYPE html>")
     lowered = html.lower()
-    for forbidden in ("http://", "https://", "//cdn", "<script", "<link", "<img", "@import", "url("):
+    for forbidden in (
+        "http://",
+        "https://",
+        "//cdn",
+        "<script",
+        "<link",
+        "<img",
+        "@import",
+        "url(",
+    ):
         assert forbidden not in lowered, forbidden
     # every href stays inside the page
     assert all(h.startswith("#") for h in re.findall(r'href="([^"]*)"', html))
@@ -258,7 +270,10 @@ def test_sections_show_the_numbers(night):
     assert "people found (customers) 4" in people
     assert "duplicates merged 3" in people
     ids = text_of(section(html, "ids"))
-    assert "merges (id absorbed into another) 2" in ids and "splits (records moved to a new id) 1" in ids
+    assert (
+        "merges (id absorbed into another) 2" in ids
+        and "splits (records moved to a new id) 1" in ids
+    )
     assert "Champions 2 66.7%" in text_of(section(html, "rfm"))
     assert "active 2 50.0%" in text_of(section(html, "lifecycle"))
     moves = text_of(section(html, "moves"))
@@ -268,7 +283,7 @@ def test_sections_show_the_numbers(night):
 
 def test_charts_are_inline_accessible_svg(night):
     html, _ = build_run_report(night, RUN, AS_OF, None, extra={"timings": {"link": 12.5}})
-    svgs = re.findall(r"<svg\b.*?</svg>", html, flags=re.S)
+    svgs = re.findall(r"<svg\b.*?</svg>", html, flags=re.DOTALL)
     # sources, quarantine, cluster sizes, RFM, lifecycle, moves, timings
     assert len(svgs) == 7
     for svg in svgs:
@@ -310,7 +325,9 @@ def test_change_since_previous_night(night):
 def test_no_personal_data(night):
     html, s = build_run_report(night, RUN, AS_OF, None, extra={"linkage": {"match_rate": 0.71}})
     dumped = json.dumps(s)
-    for secret in EMAILS + PHONES + NAMES + CUSTOMER_IDS + RECORD_IDS + ["CUST-0ld00", "SW1Y", "London"]:
+    for secret in (
+        EMAILS + PHONES + NAMES + CUSTOMER_IDS + RECORD_IDS + ["CUST-0ld00", "SW1Y", "London"]
+    ):
         assert secret.lower() not in html.lower(), secret
         assert secret.lower() not in dumped.lower(), secret
     assert not re.search(r"[\w.+-]+@[\w-]+\.\w+", html), "something shaped like an email"
@@ -319,7 +336,11 @@ def test_no_personal_data(night):
 
 def test_extra_linkage_and_timings(night):
     extra = {
-        "linkage": {"match_rate": 0.4213, "model_version": "2025-03-01T02:00", "trained_this_run": False},
+        "linkage": {
+            "match_rate": 0.4213,
+            "model_version": "2025-03-01T02:00",
+            "trained_this_run": False,
+        },
         "timings": {"read sources": 3.25, "link": 41.0, "publish": "n/a"},
         "charts": "https://example.com/splink.html",
     }
@@ -376,7 +397,11 @@ def test_empty_warehouse_first_night(tmp_path):
 
 def test_render_from_summary_alone(night):
     _, s = build_run_report(night, RUN, AS_OF, None)
-    previous = {"headline": {"customers": "garbage", "merges": 1}, "run_id": "x", "rfm_segments": [7, {"segment": "Lost"}]}
+    previous = {
+        "headline": {"customers": "garbage", "merges": 1},
+        "run_id": "x",
+        "rfm_segments": [7, {"segment": "Lost"}],
+    }
     html = render_run_report(s, previous=previous)
     change = text_of(section(html, "change"))
     # a malformed previous summary degrades to "no delta" figure by figure
@@ -393,7 +418,9 @@ def test_write_and_load_round_trip(night, tmp_path):
     assert (reports / "latest.html").read_text(encoding="utf-8") == html
     assert json.loads((reports / f"summary-{RUN}.json").read_text()) == s
     assert load_previous_summary(reports) == s
-    assert not [p for p in reports.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert not [p for p in reports.iterdir() if p.name.startswith(".")], (
+        "temporary files left behind"
+    )
 
     # the next night replaces latest.* and keeps tonight's files
     html2, s2 = build_run_report(night, "run-2", date(2025, 3, 15), s)
@@ -414,3 +441,19 @@ def test_corrupt_previous_summary_is_ignored(tmp_path):
 def test_write_refuses_unsafe_run_ids(tmp_path, bad):
     with pytest.raises(ValueError, match="file name"):
         write_run_report("<html></html>", {"headline": {}}, tmp_path, bad)
+
+
+def test_extra_accepts_dagster_metadata_values(night):
+    import dagster as dg
+
+    extra = {
+        "linkage": {
+            "match_rate": dg.MetadataValue.float(0.5),
+            "model": dg.MetadataValue.url("https://example.com/model"),
+        },
+        "timings": {"link": dg.MetadataValue.float(2.0)},
+    }
+    html, s = build_run_report(night, RUN, AS_OF, None, extra=extra)
+    run = text_of(section(html, "run"))
+    assert "match rate 50.0%" in run and "model (link withheld)" in run and "2.0 s" in html
+    assert s["extra"]["timings"] == {"link": 2.0}
