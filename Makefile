@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_CONFIG := data/sources/scv.yml
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: run test ui bench lint demo clean
+.PHONY: run test ui bench lint demo clean report-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ ui: $(STAMP)
 ## benchmarks (each prints a table)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+## render the latest run report in headless Chromium and check the screenshot (needs Debian's chromium)
+report-check: $(STAMP)
+	$(BIN)/python bench/render_report.py $(or $(REPORT),data/reports/latest.html)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff && $(BIN)/ruff check .

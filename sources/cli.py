@@ -1,0 +1,227 @@
+"""`scv`: the command line (CONTRACT §2). Exit 0 on success; otherwise one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from sources.config import Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+
+class CliError(Exception):
+    """A failure reported to the user as one line."""
+
+
+def _as_of(text: str | None) -> date:
+    if not text:
+        return datetime.now(timezone.utc).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--as-of: expected YYYY-MM-DD, got {text!r}") from None
+
+
+def prepare_dagster_home(cfg: Config) -> Path:
+    """The persistent Dagster instance shared by `scv run` and `dagster dev` ($DAGSTER_HOME if
+    set, else <data_dir>/dagster_home)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or cfg.dagster_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+# ----------------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sources.demo import generate_demo
+
+    out = Path(args.out)
+    summary = generate_demo(out, people=args.people, seed=args.seed)
+    print(f"demo company written to {out}/ ({args.people:,} people, seed {args.seed})")
+    for name, rows in summary.rows.items():
+        print(f"  {name:<28}{rows:>10,} rows")
+    defects = sum(sum(d.values()) for d in summary.defects.values())
+    print(f"  defective rows injected for the quality gates: {defects:,} (see demo_stats.json)")
+    print(f"config: {out / 'scv.yml'}   truth: {out / 'truth.csv'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    as_of = _as_of(args.as_of)
+    if as_of < cfg.start_date:
+        raise CliError(f"--as-of {as_of} is before start_date {cfg.start_date} in {cfg.config_path}")
+    prepare_dagster_home(cfg)
+    os.environ["SCV_CONFIG"] = str(cfg.config_path)
+
+    import dagster as dg
+
+    from dagster_project.definitions import nightly_job_from_env
+
+    run_config = {}
+    if args.retrain:
+        run_config = {"ops": {"linkage_model": {"config": {"retrain": True}}}}
+    tags = {"dagster/partition": as_of.isoformat(), "scv/trigger": "cli"}
+    if args.full:
+        tags["scv/full"] = "true"
+    print(f"scv run: as of {as_of}, config {cfg.config_path}", flush=True)
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(
+            dg.reconstructable(nightly_job_from_env),
+            instance=instance,
+            run_config=run_config,
+            tags=tags,
+        )
+        if not result.success:
+            raise CliError(first_failure(result))
+        run_id = result.run_id
+    print_summary(cfg, run_id)
+    return 0
+
+
+def first_failure(result) -> str:
+    """One line saying what stopped the run: the failing step and its message."""
+    import dagster as dg
+
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.event_specific_data.evaluation
+            if not data.passed and data.severity == dg.AssetCheckSeverity.ERROR:
+                desc = data.description or data.check_name
+                return f"{data.asset_key.to_user_string()}: check {data.check_name} failed: {desc}"
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            err = event.event_specific_data.error
+            msg = (err.message or "").strip().splitlines()
+            text = msg[0] if msg else "failed"
+            # Dagster prefixes user failures with their class name; keep the useful part.
+            for prefix in ("dagster._core.definitions.events.Failure: ", "Failure: "):
+                text = text.removeprefix(prefix)
+            return f"{event.step_key}: {text}"
+    return "run failed (see the Dagster UI for the run's logs)"
+
+
+def print_summary(cfg: Config, run_id: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(cfg.warehouse), read_only=True)
+    try:
+        runs = con.execute(
+            "SELECT source, rows_in, rows_accepted, rows_quarantined FROM scv.source_run "
+            "WHERE run_id = ? ORDER BY source",
+            [run_id],
+        ).fetchall()
+        rules = con.execute(
+            "SELECT source, rule, count(*) FROM scv.quarantine GROUP BY ALL ORDER BY 1, 3 DESC"
+        ).fetchall()
+        records, customers = con.execute(
+            "SELECT count(*), count(DISTINCT customer_id) FROM scv.customer_xref"
+        ).fetchall()[0]
+        segments = con.execute(
+            "SELECT segment, count(*) FROM scv.rfm GROUP BY ALL ORDER BY 2 DESC"
+        ).fetchall()
+        stages = con.execute(
+            "SELECT stage, count(*) FROM scv.lifecycle GROUP BY ALL ORDER BY 2 DESC"
+        ).fetchall()
+    finally:
+        con.close()
+    print(f"{'source':<22}{'rows in':>10}{'accepted':>10}{'quarantined':>13}")
+    for s, n_in, n_ok, n_q in runs:
+        print(f"{s:<22}{n_in:>10,}{n_ok:>10,}{n_q:>13,}")
+    if rules:
+        print("quarantined by rule: " + ", ".join(f"{s}/{r}={n}" for s, r, n in rules))
+    print(
+        f"person records: {records:,}  customers (people found): {customers:,}  "
+        f"duplicates merged: {records - customers:,}"
+    )
+    if segments:
+        print("RFM segments: " + ", ".join(f"{s}={n}" for s, n in segments))
+    if stages:
+        print("lifecycle stages: " + ", ".join(f"{s}={n}" for s, n in stages))
+    print(f"warehouse: {cfg.warehouse}")
+    print(f"exports:   {cfg.exports}")
+    report = cfg.reports_dir / "latest.html"
+    if report.exists():
+        print(f"report:    {report}")
+
+
+# ----------------------------------------------------------------------------------- sql
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    cfg = load_config(args.config)
+    if not cfg.warehouse.exists():
+        raise CliError(f"{cfg.warehouse}: no warehouse yet (run `scv run` first)")
+    con = duckdb.connect(str(cfg.warehouse), read_only=True)
+    try:
+        rel = con.sql(args.query)
+        if rel is None:
+            return 0
+        rel.show(max_rows=args.max_rows, max_width=10_000)
+    except duckdb.Error as exc:
+        raise CliError(f"sql: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return 0
+
+
+# ----------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scv", description="Single customer view warehouse.")
+    p.add_argument("--config", help="config file (default: $SCV_CONFIG, else data/sources/scv.yml)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        sp.add_argument("--config", default=argparse.SUPPRESS, help="config file")
+        return sp
+
+    d = add("demo", "write the demo company's source files, scv.yml and truth.csv")
+    d.add_argument("--out", default="data/sources")
+    d.add_argument("--people", type=int, default=5000)
+    d.add_argument("--seed", type=int, default=42)
+    d.set_defaults(func=cmd_demo)
+
+    r = add("run", "run the whole pipeline through the Dagster definitions")
+    r.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: today, UTC)")
+    r.add_argument("--retrain", action="store_true", help="retrain the linkage model")
+    r.add_argument("--full", action="store_true", help="re-link every record (not incremental)")
+    r.set_defaults(func=cmd_run)
+
+    q = add("sql", "run read-only SQL on the published warehouse")
+    q.add_argument("query")
+    q.add_argument("--max-rows", type=int, default=40)
+    q.set_defaults(func=cmd_sql)
+
+    try:
+        from sources import privacy_cli
+    except ImportError:
+        privacy_cli = None
+    if privacy_cli is not None:
+        privacy_cli.register(add)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, ConfigError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"scv {args.command}: {first}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"scv {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
