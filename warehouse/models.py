@@ -49,6 +49,7 @@ __all__ = [
     "models_in_order",
     "parse_model",
     "qualify_schema",
+    "qualify_sql",
     "run_model",
     "stage_create_statement",
 ]
@@ -248,6 +249,26 @@ def qualify_schema() -> dict[str, dict[str, dict[str, str]]]:
         PREV_SCHEMA: {name: dict(cols) for name, cols in published.items()},
         STAGE_SCHEMA: {t: dict(cols) for t, cols in STAGE_TABLES.items()},
     }
+
+
+def qualify_sql(sql: str | exp.Expression) -> exp.Expression:
+    """`sql` qualified by sqlglot against `qualify_schema()`: every column resolved to a table.
+
+    Raises `sqlglot.errors.OptimizeError` for a column or table that does not exist (a typo in a
+    model fails here, in tests, not at night).
+    """
+    from sqlglot.optimizer.qualify import qualify
+
+    tree = (
+        sqlglot.parse_one(sql, dialect="duckdb") if isinstance(sql, str) else sql.copy()
+    )
+    return qualify(
+        tree,
+        schema=qualify_schema(),
+        dialect="duckdb",
+        validate_qualify_columns=True,
+        identify=False,
+    )
 
 
 def stage_create_statement(table: str) -> str:

@@ -1,0 +1,171 @@
+-- scv.customer_profile: the customer 360, one row per customer of scv.customer (also those with
+-- no orders or activity).
+--
+-- Inputs: scv.customer, scv.touchpoint, scv.consent, scv.rfm, scv.lifecycle (the last two may be
+-- empty: their columns are then NULL). Parameter: $as_of (DATE). Only touchpoints that happened
+-- on or before $as_of count.
+--
+-- Definitions:
+--   orders       touchpoints of kind 'order' with status (event_type) 'completed'; figures in the
+--                reporting currency. Channel groups (lower-cased): online = online, web, app,
+--                mobile, ecommerce; store = store, pos, in_store, instore, retail.
+--   channels     distinct non-null channels of the customer's touchpoints, sorted.
+--   last_seen_*  latest touchpoint on an online-group channel / a store-group channel.
+--   emails_*_90d events on channel 'email' dated in the 90 days ending on $as_of (inclusive),
+--                by event_type: sent = sent, send, delivered, email_sent, email_send,
+--                email_delivered; opened = open, opened, email_open, email_opened; clicked =
+--                click, clicked, email_click, email_clicked.
+--   open_tickets support tickets (events on channel 'support') whose latest status is open. A
+--                ticket is attributes.ticket_id, else the event's own id; its status is
+--                attributes.status (a ticket export's current status) when present, else closed
+--                when attributes.closed_at is set, else the event_type (ticket_opened, opened,
+--                open, reopened, ticket_reopened, new, pending, in_progress count as open).
+--   consent      MAP purpose -> granted from scv.consent (empty map when none).
+WITH tp AS (
+    SELECT
+        t.customer_id,
+        t.occurred_at,
+        t.source,
+        t.source_record_id,
+        t.kind,
+        lower(t.event_type) AS event_type,
+        lower(t.channel) AS channel,
+        t.amount,
+        t.attributes,
+        lower(t.channel) IN ('online', 'web', 'app', 'mobile', 'ecommerce') AS is_online,
+        lower(t.channel) IN ('store', 'pos', 'in_store', 'instore', 'retail') AS is_store
+    FROM scv.touchpoint AS t
+    WHERE t.customer_id IS NOT NULL AND CAST(t.occurred_at AS DATE) <= CAST($as_of AS DATE)
+),
+
+orders AS (
+    SELECT
+        customer_id,
+        count(*) AS orders_count,
+        sum(amount) AS total_spend,
+        count(*) FILTER (WHERE is_online) AS online_orders,
+        coalesce(sum(amount) FILTER (WHERE is_online), 0) AS online_spend,
+        count(*) FILTER (WHERE is_store) AS store_orders,
+        coalesce(sum(amount) FILTER (WHERE is_store), 0) AS store_spend,
+        min(CAST(occurred_at AS DATE)) AS first_order_date,
+        max(CAST(occurred_at AS DATE)) AS last_order_date
+    FROM tp
+    WHERE kind = 'order' AND event_type = 'completed'
+    GROUP BY customer_id
+),
+
+seen AS (
+    SELECT
+        customer_id,
+        list(DISTINCT channel ORDER BY channel) FILTER (WHERE channel IS NOT NULL) AS channels,
+        max(occurred_at) FILTER (WHERE is_online) AS last_seen_online,
+        max(occurred_at) FILTER (WHERE is_store) AS last_seen_store
+    FROM tp
+    GROUP BY customer_id
+),
+
+email AS (
+    SELECT
+        customer_id,
+        count(*) FILTER (
+            WHERE event_type IN (
+                'sent', 'send', 'delivered', 'email_sent', 'email_send', 'email_delivered'
+            )
+        ) AS emails_sent_90d,
+        count(*) FILTER (
+            WHERE event_type IN ('open', 'opened', 'email_open', 'email_opened')
+        ) AS emails_opened_90d,
+        count(*) FILTER (
+            WHERE event_type IN ('click', 'clicked', 'email_click', 'email_clicked')
+        ) AS emails_clicked_90d
+    FROM tp
+    WHERE
+        kind = 'event'
+        AND channel = 'email'
+        AND CAST(occurred_at AS DATE) > CAST($as_of AS DATE) - 90
+    GROUP BY customer_id
+),
+
+ticket_events AS (
+    SELECT
+        customer_id,
+        source,
+        coalesce(json_extract_string(attributes, '$.ticket_id'), source_record_id) AS ticket,
+        occurred_at,
+        source_record_id,
+        lower(
+            coalesce(
+                json_extract_string(attributes, '$.status'),
+                CASE WHEN json_extract_string(attributes, '$.closed_at') <> '' THEN 'closed' END,
+                event_type
+            )
+        ) AS status
+    FROM tp
+    WHERE kind = 'event' AND channel = 'support'
+),
+
+tickets AS (
+    SELECT
+        customer_id,
+        count(*) FILTER (
+            WHERE status IN (
+                'ticket_opened', 'opened', 'open', 'reopened', 'ticket_reopened', 'new',
+                'pending', 'in_progress'
+            )
+        ) AS open_tickets
+    FROM (
+        SELECT
+            customer_id,
+            status
+        FROM ticket_events
+        QUALIFY row_number() OVER (
+            PARTITION BY source, ticket ORDER BY occurred_at DESC, source_record_id DESC
+        ) = 1
+    ) AS latest
+    GROUP BY customer_id
+),
+
+consents AS (
+    SELECT
+        customer_id,
+        map_from_entries(list({'key': purpose, 'value': granted} ORDER BY purpose)) AS consent
+    FROM scv.consent
+    GROUP BY customer_id
+)
+
+SELECT
+    c.customer_id,
+    c.first_name,
+    c.last_name,
+    c.email,
+    c.phone,
+    c.city,
+    c.country,
+    coalesce(o.orders_count, 0) AS orders_count,
+    coalesce(o.total_spend, 0) AS total_spend,
+    coalesce(o.online_orders, 0) AS online_orders,
+    coalesce(o.online_spend, 0) AS online_spend,
+    coalesce(o.store_orders, 0) AS store_orders,
+    coalesce(o.store_spend, 0) AS store_spend,
+    o.first_order_date,
+    o.last_order_date,
+    coalesce(s.channels, CAST([] AS VARCHAR[])) AS channels,
+    s.last_seen_online,
+    s.last_seen_store,
+    coalesce(e.emails_sent_90d, 0) AS emails_sent_90d,
+    coalesce(e.emails_opened_90d, 0) AS emails_opened_90d,
+    coalesce(e.emails_clicked_90d, 0) AS emails_clicked_90d,
+    coalesce(tk.open_tickets, 0) AS open_tickets,
+    coalesce(cs.consent, CAST(MAP() AS MAP(VARCHAR, BOOLEAN))) AS consent,
+    r.segment AS rfm_segment,
+    l.stage AS lifecycle_stage,
+    CAST($as_of AS DATE) AS as_of_date
+FROM scv.customer AS c
+LEFT JOIN orders AS o ON o.customer_id = c.customer_id
+LEFT JOIN seen AS s ON s.customer_id = c.customer_id
+LEFT JOIN email AS e ON e.customer_id = c.customer_id
+LEFT JOIN tickets AS tk ON tk.customer_id = c.customer_id
+LEFT JOIN consents AS cs ON cs.customer_id = c.customer_id
+LEFT JOIN scv.rfm AS r ON r.customer_id = c.customer_id
+LEFT JOIN scv.lifecycle AS l ON l.customer_id = c.customer_id
+ORDER BY c.customer_id
