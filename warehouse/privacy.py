@@ -1,0 +1,1018 @@
+"""Privacy operations on the warehouse files: erase a person (`scv forget`), show everything held
+about them (`scv access`), and build consent-aware audience files (`scv audience`).
+
+Erasure (GDPR art. 17) touches, in this order, so that a crash at any point leaves either the
+old warehouse whole (and a rerun of the same command finishes the job) or the new one:
+
+1. the suppression list `<data_dir>/privacy/suppression.csv` gains the keyed hashes of the
+   person's identifiers (replaced atomically), so later nights keep them out even if the rest
+   fails (transforms/privacy.py explains what is hashed);
+2. the staging warehouse (the night being built, with personal data) and the landing copies of
+   the sources plus their fingerprints are deleted, so the next night re-reads and re-validates
+   every source;
+3. a new warehouse file is written beside the published one, table by table, from the published
+   tables minus the person's rows; every export present under `exports/` is rewritten from it
+   (each `data.parquet` swapped in atomically, then the manifest's row counts);
+4. the new file is renamed over the published one (`os.replace`);
+5. one line is appended to `<data_dir>/privacy/erasure_log.jsonl`: when, the hashed subject,
+   rows removed per table. No personal data.
+
+Why a new file rather than `DELETE` in a copy: DuckDB leaves deleted values in the file's free
+blocks after a checkpoint, so a copy-and-delete would still hold the erased strings on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from transforms import privacy as P
+from warehouse.schema import SCHEMA, TABLES
+from warehouse.store import Warehouse
+
+__all__ = [
+    "ERASURE_LOG",
+    "LIFECYCLE_STAGES",
+    "PRIVACY_DIR",
+    "SUPPRESSION_FILE",
+    "AudienceResult",
+    "ErasureResult",
+    "Lookup",
+    "PrivacyError",
+    "SourceHints",
+    "Subject",
+    "access_document",
+    "add_to_suppression",
+    "available_segments",
+    "build_audience",
+    "find_subject",
+    "forget",
+    "load_suppression",
+    "read_erasure_log",
+    "write_audience_csv",
+]
+
+PRIVACY_DIR = "privacy"
+SUPPRESSION_FILE = "suppression.csv"
+ERASURE_LOG = "erasure_log.jsonl"
+SUPPRESSION_COLUMNS = ("hash", "kind", "subject", "added_at")
+#: Lifecycle stages (CONTRACT §4), usable as audience segments.
+LIFECYCLE_STAGES = ("prospect", "new", "active", "at_risk", "lost", "reactivated")
+#: Header of audience files: Google Ads Customer Match, hashed upload (SHA-256 hex).
+AUDIENCE_COLUMNS = ("Email", "Phone")
+
+
+class PrivacyError(Exception):
+    """A privacy operation that cannot be done; the message is one line without personal data."""
+
+
+# ------------------------------------------------------------------------------ suppression list
+def _privacy_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / PRIVACY_DIR
+
+
+def load_suppression(data_dir: Path) -> set[str]:
+    """Every keyed hash in `<data_dir>/privacy/suppression.csv` (empty before the first erasure)."""
+    path = _privacy_dir(data_dir) / SUPPRESSION_FILE
+    if not path.exists():
+        return set()
+    with path.open(newline="", encoding="utf-8") as fh:
+        return {row["hash"] for row in csv.DictReader(fh) if row.get("hash")}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def add_to_suppression(
+    data_dir: Path, hashes: Mapping[str, str], subject: str, when: datetime
+) -> int:
+    """Add `hash -> kind` entries (kind: record, email_key, email_std, phone_e164) for one
+    subject; the file is rewritten whole and renamed into place. Returns how many were new."""
+    path = _privacy_dir(data_dir) / SUPPRESSION_FILE
+    rows: list[dict[str, str]] = []
+    if path.exists():
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    known = {r["hash"] for r in rows}
+    added = 0
+    for h, kind in sorted(hashes.items(), key=lambda kv: (kv[1], kv[0])):
+        if h in known:
+            continue
+        rows.append({"hash": h, "kind": kind, "subject": subject, "added_at": _iso(when)})
+        known.add(h)
+        added += 1
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(SUPPRESSION_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: r.get(c, "") for c in SUPPRESSION_COLUMNS} for r in rows)
+    _write_atomically(path, buf.getvalue())
+    return added
+
+
+def _append_erasure_log(data_dir: Path, entry: Mapping[str, Any]) -> None:
+    path = _privacy_dir(data_dir) / ERASURE_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(entry, sort_keys=False, ensure_ascii=True) + "\n"
+    # One write of one line to a file opened for appending: concurrent appenders never
+    # interleave inside a line, and a crash loses at most this line.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_erasure_log(data_dir: Path) -> list[dict[str, Any]]:
+    """The erasure log, oldest first (an empty list before the first erasure)."""
+    path = _privacy_dir(data_dir) / ERASURE_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# --------------------------------------------------------------------------------- the subject
+@dataclass(frozen=True)
+class SourceHints:
+    """What the config says that the warehouse alone does not: each person source's default
+    country (to read national phone numbers) and which person source and key column each
+    order / event / consent source refers to (to find a person's rejected activity rows)."""
+
+    default_country: Mapping[str, str | None] = field(default_factory=dict)
+    person_refs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg) -> SourceHints:
+        return cls(
+            default_country={
+                n: s.default_country for n, s in cfg.sources.items() if s.kind == "person"
+            },
+            person_refs={
+                n: (s.person.source, s.person.key)
+                for n, s in cfg.sources.items()
+                if s.person is not None
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """How the person was named on the command line: exactly one of email, phone, customer id."""
+
+    kind: Literal["email", "phone", "customer_id"]
+    value: str
+
+    @classmethod
+    def of(
+        cls, email: str | None = None, phone: str | None = None, customer_id: str | None = None
+    ) -> Lookup:
+        given = [(k, v) for k, v in (("email", email), ("phone", phone), ("customer_id", customer_id)) if v]
+        if len(given) != 1:
+            raise PrivacyError("name the person by exactly one of --email, --phone, --customer-id")
+        kind, value = given[0]
+        return cls(kind, value.strip())  # type: ignore[arg-type]
+
+    @property
+    def label(self) -> str:
+        return {"email": "email", "phone": "phone number", "customer_id": "customer id"}[self.kind]
+
+
+@dataclass
+class Subject:
+    """Everything that identifies one person in the warehouse (kept in memory only)."""
+
+    customer_ids: list[str]
+    records: list[tuple[str, str]]
+    emails: set[str]
+    email_keys: set[str]
+    phones: set[str]
+    lookup_identifier: str
+    quarantine_rowids: list[int] = field(default_factory=list)
+
+    def identifier_hashes(self, key: str) -> dict[str, str]:
+        """hash -> kind of every identifier to suppress."""
+        out: dict[str, str] = {}
+        for source, rec in self.records:
+            out[P.hash_identifier(P.record_identifier(source, rec), key)] = "record"
+        for e in self.emails:
+            out.setdefault(P.hash_identifier(e, key), "email_std")
+        for k in self.email_keys:
+            out[P.hash_identifier(k, key)] = "email_key"
+        for p in self.phones:
+            out[P.hash_identifier(p, key)] = "phone_e164"
+        return out
+
+
+def _ref(catalog: str | None, table: str) -> str:
+    return f"{catalog}.{SCHEMA}.{table}" if catalog else f"{SCHEMA}.{table}"
+
+
+def _tables(con: duckdb.DuckDBPyConnection, catalog: str | None) -> dict[str, list[str]]:
+    """name -> columns of every table in schema scv of `catalog` (default: the main database)."""
+    db = catalog or con.execute("SELECT current_database()").fetchall()[0][0]
+    rows = con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = ? AND schema_name = ? ORDER BY table_name, column_index",
+        [db, SCHEMA],
+    ).fetchall()
+    out: dict[str, list[str]] = {}
+    for t, c in rows:
+        out.setdefault(t, []).append(c)
+    return out
+
+
+def _values(con, sql: str, params: list | None = None) -> list:
+    return [r[0] for r in con.execute(sql, params or []).fetchall()]
+
+
+def _email_key_of(values: pd.Series) -> np.ndarray:
+    from transforms.standardise import standardise_emails
+
+    if values.empty:
+        return np.array([], dtype=object)
+    _, keys, _ = standardise_emails(values.astype("str"))
+    return keys
+
+
+def _email_std_of(values: pd.Series) -> np.ndarray:
+    from transforms.standardise import standardise_emails
+
+    if values.empty:
+        return np.array([], dtype=object)
+    std, _, _ = standardise_emails(values.astype("str"))
+    return std
+
+
+def _phones_of(records: pd.DataFrame, hints: SourceHints) -> np.ndarray:
+    """E.164 of the `phone` column of person_record rows, read in the record's country, else its
+    source's default country (as the nightly standardiser reads them)."""
+    from transforms.standardise import standardise_phones
+    from transforms.standardise.places import country_codes
+
+    if records.empty:
+        return np.array([], dtype=object)
+    country, _ = country_codes(records["country"].astype("str"))
+    region = pd.Series(country, index=records.index, dtype="str")
+    default = records["source"].map(lambda s: hints.default_country.get(s)).astype("str")
+    region = region.fillna(default)
+    e164, _ = standardise_phones(records["phone"].astype("str"), region)
+    return e164
+
+
+def _phone_candidates(value: str, hints: SourceHints) -> set[str]:
+    from transforms.standardise import standardise_phone
+
+    text = value.strip()
+    if text.startswith(("+", "00")):
+        found = standardise_phone(text, None)
+        return {found} if found else set()
+    regions = sorted({r for r in hints.default_country.values() if r})
+    return {p for p in (standardise_phone(text, r) for r in regions) if p}
+
+
+def find_subject(
+    con: duckdb.DuckDBPyConnection,
+    lookup: Lookup,
+    hints: SourceHints = SourceHints(),
+    catalog: str | None = None,
+) -> Subject | None:
+    """The customers (and their records and identifiers) named by `lookup`, or None.
+
+    An email or phone names every customer holding it on their golden record or on any of
+    their source records (compared by email match key / E.164, as the nightly run compares
+    them). Ids a customer had before merges (scv.customer_id_history) count as theirs.
+    Raises PrivacyError for an identifier that is not a valid email / phone number.
+    """
+    from transforms.standardise import email_key, standardise_email
+
+    tables = _tables(con, catalog)
+    if "customer" not in tables:
+        raise PrivacyError("the warehouse has no scv.customer table (run `scv run` first)")
+    has_records = "person_record" in tables
+    customer = con.execute(
+        f"SELECT customer_id, email, phone FROM {_ref(catalog, 'customer')}"
+    ).df()
+    records = (
+        con.execute(
+            f"SELECT source, source_record_id, customer_id, email, phone, country "
+            f"FROM {_ref(catalog, 'person_record')}"
+        ).df()
+        if has_records
+        else pd.DataFrame(columns=["source", "source_record_id", "customer_id", "email", "phone", "country"])
+    )
+    xref = con.execute(
+        f"SELECT source, source_record_id, customer_id FROM {_ref(catalog, 'customer_xref')}"
+    ).df()
+
+    ids: set[str] = set()
+    lookup_identifier = lookup.value
+    if lookup.kind == "customer_id":
+        ids = {lookup.value} & (set(customer["customer_id"]) | set(xref["customer_id"]))
+        lookup_identifier = f"customer:{lookup.value}"
+    elif lookup.kind == "email":
+        std = standardise_email(lookup.value)
+        target = email_key(lookup.value)
+        if not std or not target:
+            raise PrivacyError(
+                "that is not a valid email address (invalid, or a placeholder such as test@…)"
+            )
+        lookup_identifier = target
+        hit = _email_key_of(customer["email"]) == target
+        ids |= set(customer["customer_id"][hit])
+        if len(records):
+            hit = _email_key_of(records["email"]) == target
+            ids |= set(records["customer_id"][hit].dropna())
+    else:
+        candidates = _phone_candidates(lookup.value, hints)
+        if not candidates:
+            raise PrivacyError(
+                "that is not a valid phone number (write it with its country code, e.g. +44…)"
+            )
+        ids |= set(customer["customer_id"][customer["phone"].isin(candidates)])
+        seen = set(customer["phone"].dropna())
+        if len(records):
+            e164 = pd.Series(_phones_of(records, hints), index=records.index, dtype=object)
+            ids |= set(records["customer_id"][e164.isin(candidates)].dropna())
+            seen |= set(e164.dropna())
+        # A national number may read validly in several default countries: name the one held.
+        lookup_identifier = min((candidates & seen) or candidates)
+    ids = {i for i in ids if i is not None and not (isinstance(i, float) and math.isnan(i))}
+    if not ids:
+        return None
+    ids |= _retired_ids(con, catalog, tables, ids, set(xref["customer_id"]))
+
+    mine = xref[xref["customer_id"].isin(ids)]
+    recs = set(zip(mine["source"], mine["source_record_id"], strict=True))
+    own_records = records[records["customer_id"].isin(ids)] if len(records) else records
+    recs |= set(zip(own_records["source"], own_records["source_record_id"], strict=True))
+    own_customer = customer[customer["customer_id"].isin(ids)]
+
+    emails = set(own_customer["email"].dropna())
+    if len(own_records):
+        emails |= {e for e in _email_std_of(own_records["email"]) if e}
+    if lookup.kind == "email":
+        emails.add(standardise_email(lookup.value))
+    keys = {k for k in _email_key_of(pd.Series(sorted(emails), dtype="str")) if k}
+    phones = set(own_customer["phone"].dropna())
+    if len(own_records):
+        phones |= {p for p in _phones_of(own_records, hints) if p}
+    if lookup.kind == "phone":
+        phones.add(lookup_identifier)
+    return Subject(
+        customer_ids=sorted(ids),
+        records=sorted(recs),
+        emails=emails,
+        email_keys=keys,
+        phones=phones,
+        lookup_identifier=lookup_identifier,
+    )
+
+
+def _retired_ids(con, catalog, tables, ids: set[str], current: set[str]) -> set[str]:
+    """Ids merged into one of `ids` on an earlier night and no longer in use: still theirs."""
+    if "customer_id_history" not in tables:
+        return set()
+    hist = con.execute(
+        f"SELECT old_customer_id, new_customer_id, change FROM {_ref(catalog, 'customer_id_history')}"
+    ).fetchall()
+    found: set[str] = set()
+    frontier = set(ids)
+    while frontier:
+        new = {
+            old
+            for old, new_id, change in hist
+            if new_id in frontier and change == "merge" and old not in current
+        } - ids - found
+        found |= new
+        frontier = new
+    return found
+
+
+def _quarantine_matches(
+    con, catalog: str | None, subject: Subject, hints: SourceHints
+) -> list[int]:
+    """rowids of scv.quarantine rows about the subject: their own source records, rows whose raw
+    JSON holds their email / phone, and activity rows whose person key is one of their records."""
+    tables = _tables(con, catalog)
+    if "quarantine" not in tables:
+        return []
+    q = con.execute(
+        f"SELECT rowid AS _rowid, source, source_record_id, raw FROM {_ref(catalog, 'quarantine')}"
+    ).df()
+    if q.empty:
+        return []
+    own = set(subject.records)
+    by_source: dict[str, set[str]] = {}
+    for s, r in subject.records:
+        by_source.setdefault(s, set()).add(r)
+    hits: list[int] = []
+    for rowid, source, rec, raw in zip(
+        q["_rowid"], q["source"], q["source_record_id"].astype(object), q["raw"].astype(object),
+        strict=True,
+    ):
+        rec = None if rec is None or (isinstance(rec, float) and math.isnan(rec)) else str(rec)
+        hit = (source, rec) in own
+        if not hit and source in hints.person_refs:
+            person_source, key_col = hints.person_refs[source]
+            ref = P._raw_dict(raw).get(key_col)
+            hit = ref is not None and str(ref).strip() in by_source.get(person_source, set())
+        if not hit:
+            hit = P.raw_mentions(raw, subject.emails | subject.email_keys, subject.phones)
+        if hit:
+            hits.append(int(rowid))
+    return hits
+
+
+# ------------------------------------------------------------------------------------- forget
+@dataclass
+class ErasureResult:
+    """What `forget` did, in counts: safe to print and log."""
+
+    subject: str
+    customers: int
+    source_records: int
+    rows_removed: dict[str, int]
+    exports_rewritten: list[str]
+    identifiers_suppressed: int
+    suppression_added: int
+    staging_deleted: bool
+    landing_files_deleted: int
+
+    @property
+    def rows_removed_total(self) -> int:
+        return sum(self.rows_removed.values())
+
+
+def _id_columns(columns: Iterable[str]) -> list[str]:
+    return [c for c in columns if c == "customer_id" or c.endswith("_customer_id")]
+
+
+def _ordered(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    return [t for t in TABLES if t in names] + sorted(t for t in names if t not in TABLES)
+
+
+def _quote(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _sql_path(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
+def _copy_comments(con, table: str) -> None:
+    meta = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = 'pub' AND schema_name = ? "
+        "AND table_name = ?",
+        [SCHEMA, table],
+    ).fetchall()
+    if meta and meta[0][0]:
+        con.execute(f"COMMENT ON TABLE {SCHEMA}.{table} IS {_quote(meta[0][0])}")
+    for col, comment in con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = 'pub' "
+        "AND schema_name = ? AND table_name = ? AND comment IS NOT NULL",
+        [SCHEMA, table],
+    ).fetchall():
+        con.execute(f'COMMENT ON COLUMN {SCHEMA}.{table}."{col}" IS {_quote(comment)}')
+
+
+def _copy_table_without(con, table: str, columns: list[str], erase_quarantine: bool) -> int:
+    """scv.<table> of the new file = pub.scv.<table> minus the subject's rows; rows removed."""
+    conds = [
+        f'coalesce("{c}" IN (SELECT id FROM _erase_ids), false)' for c in _id_columns(columns)
+    ]
+    if erase_quarantine:
+        conds.append("rowid IN (SELECT id FROM _erase_rows)")
+    where = f" WHERE NOT ({' OR '.join(conds)})" if conds else ""
+    con.execute(f"CREATE TABLE {SCHEMA}.{table} AS SELECT * FROM pub.{SCHEMA}.{table}{where}")
+    _copy_comments(con, table)
+    before = con.execute(f"SELECT count(*) FROM pub.{SCHEMA}.{table}").fetchall()[0][0]
+    after = con.execute(f"SELECT count(*) FROM {SCHEMA}.{table}").fetchall()[0][0]
+    return int(before) - int(after)
+
+
+def _rewrite_exports(con, exports: Path, tables: Iterable[str], tag: str) -> list[str]:
+    """Rewrite `exports/<table>/data.parquet` of every exported table from the new file (each
+    swapped in atomically), then the manifest's row counts. Returns the tables rewritten."""
+    if not exports.exists():
+        return []
+    done: list[str] = []
+    rows: dict[str, int] = {}
+    for table in tables:
+        folder = exports / table
+        if not folder.is_dir():
+            continue
+        tmp = folder / f".data.{tag}.tmp"
+        try:
+            con.execute(
+                f"COPY (SELECT * FROM {SCHEMA}.{table}) TO '{_sql_path(tmp)}' "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, folder / "data.parquet")
+        finally:
+            tmp.unlink(missing_ok=True)
+        for stale in folder.glob("*.parquet"):
+            if stale.name != "data.parquet":
+                stale.unlink()
+        rows[table] = int(con.execute(f"SELECT count(*) FROM {SCHEMA}.{table}").fetchall()[0][0])
+        done.append(table)
+    manifest_path = exports / "manifest.json"
+    if manifest_path.exists() and done:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        for table, n in rows.items():
+            entry = manifest.setdefault("tables", {}).get(table)
+            if isinstance(entry, dict):
+                entry["rows"] = n
+        _write_atomically(manifest_path, json.dumps(manifest, indent=2))
+    return done
+
+
+def _delete_landing(landing_dir: Path) -> int:
+    """Delete every landed copy of a source and its fingerprint state; returns files deleted."""
+    if not landing_dir.exists():
+        return 0
+    n = 0
+    for folder in landing_dir.iterdir():
+        if not folder.is_dir():
+            continue
+        for f in [folder / "landing.json", *folder.glob("*.parquet"), *folder.glob(".*.tmp")]:
+            if f.exists():
+                f.unlink()
+                n += 1
+    return n
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def forget(
+    store: Warehouse,
+    data_dir: Path,
+    key: str,
+    lookup: Lookup,
+    hints: SourceHints = SourceHints(),
+    *,
+    landing_dir: Path | None = None,
+    now: datetime | None = None,
+) -> ErasureResult:
+    """Erase the person named by `lookup` from the published warehouse, the exports, staging and
+    landing, and suppress their identifiers for later nights (see the module docstring).
+
+    Raises PrivacyError (one line, no personal data) when there is no key, no warehouse, or no
+    customer for the identifier.
+    """
+    if not key:
+        raise PrivacyError("no privacy key configured")
+    if not store.published.exists():
+        raise PrivacyError(f"{store.published}: no published warehouse yet (run `scv run` first)")
+    now = now or datetime.now(timezone.utc).replace(microsecond=0)
+    landing_dir = landing_dir if landing_dir is not None else Path(data_dir) / "landing"
+    published = store.published
+    tmp = published.with_name(published.name + ".forgetting")
+    for leftover in (tmp, Path(str(tmp) + ".wal")):
+        leftover.unlink(missing_ok=True)
+
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute(f"ATTACH '{_sql_path(published)}' AS pub (READ_ONLY)")
+        subject = find_subject(con, lookup, hints, catalog="pub")
+        if subject is None:
+            raise PrivacyError(f"no customer found for that {lookup.label}")
+        subject.quarantine_rowids = _quarantine_matches(con, "pub", subject, hints)
+        subject_hash = P.hash_identifier(subject.lookup_identifier, key)
+        hashes = subject.identifier_hashes(key)
+        added = add_to_suppression(data_dir, hashes, subject_hash[: P.HASH_PREFIX], now)
+
+        staging_existed = store.staging.exists()
+        store.reset_staging()
+        landing_deleted = _delete_landing(landing_dir)
+
+        con.register("_erase_ids", pd.DataFrame({"id": pd.Series(subject.customer_ids, dtype="str")}))
+        con.register(
+            "_erase_rows", pd.DataFrame({"id": pd.Series(subject.quarantine_rowids, dtype="int64")})
+        )
+        con.execute(f"CREATE SCHEMA {SCHEMA}")
+        tables = _tables(con, "pub")
+        removed: dict[str, int] = {}
+        for table in _ordered(tables):
+            removed[table] = _copy_table_without(
+                con, table, tables[table], erase_quarantine=(table == "quarantine")
+            )
+        con.unregister("_erase_ids")
+        con.unregister("_erase_rows")
+        exported = _rewrite_exports(con, store.exports, _ordered(tables), uuid.uuid4().hex[:12])
+        con.execute("CHECKPOINT")
+        con.execute("DETACH pub")
+        con.close()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, published)
+        _fsync_dir(published.parent)
+    except BaseException:
+        try:
+            con.close()
+        except duckdb.Error:
+            pass
+        for leftover in (tmp, Path(str(tmp) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+
+    result = ErasureResult(
+        subject=subject_hash[: P.HASH_PREFIX],
+        customers=len(subject.customer_ids),
+        source_records=len(subject.records),
+        rows_removed={t: n for t, n in removed.items() if n},
+        exports_rewritten=exported,
+        identifiers_suppressed=len(hashes),
+        suppression_added=added,
+        staging_deleted=staging_existed,
+        landing_files_deleted=landing_deleted,
+    )
+    _append_erasure_log(
+        data_dir,
+        {
+            "erased_at": _iso(now),
+            "subject": subject_hash,
+            "identified_by": lookup.kind,
+            "customers": result.customers,
+            "source_records": result.source_records,
+            "rows_removed": removed,
+            "rows_removed_total": result.rows_removed_total,
+            "exports_rewritten": exported,
+            "identifiers_suppressed": result.identifiers_suppressed,
+            "staging_deleted": staging_existed,
+            "landing_files_deleted": landing_deleted,
+        },
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------------- access
+def _iso(value: datetime | date) -> str:
+    return value.isoformat()
+
+
+def _jsonable(value: Any) -> Any:
+    """A DuckDB value as JSON: ISO dates, null for NULL / NaN, lists and maps kept."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, (np.floating,)):
+        return _jsonable(float(value))
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _records(con, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [{n: _jsonable(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+
+
+def _json_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _as_of(con, store: Warehouse, tables: Mapping[str, list[str]]) -> tuple[str | None, str | None]:
+    manifest = store.exports / "manifest.json"
+    if manifest.exists():
+        try:
+            m = json.loads(manifest.read_text(encoding="utf-8"))
+            return m.get("as_of_date"), m.get("run_id")
+        except ValueError:
+            pass
+    for t in ("lifecycle", "customer_profile", "rfm"):
+        if t in tables and "as_of_date" in tables[t]:
+            v = con.execute(f"SELECT max(as_of_date) FROM {SCHEMA}.{t}").fetchall()[0][0]
+            if v is not None:
+                return _jsonable(v), None
+    return None, None
+
+
+def access_document(
+    store: Warehouse,
+    lookup: Lookup,
+    hints: SourceHints = SourceHints(),
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Everything the published warehouse holds about the person named by `lookup`, as one
+    JSON-ready document (GDPR art. 15): golden record with provenance, every source record (the
+    xref rows, with the values the source holds when scv.person_record exists), touchpoints,
+    latest consent and consent history, RFM, lifecycle and its history, customer-id history,
+    and the quarantined rows about them. Keys in a fixed order; dates ISO; nulls for missing.
+    Raises PrivacyError when nobody matches."""
+    if not store.published.exists():
+        raise PrivacyError(f"{store.published}: no published warehouse yet (run `scv run` first)")
+    now = now or datetime.now(timezone.utc).replace(microsecond=0)
+    con = duckdb.connect(str(store.published), read_only=True)
+    try:
+        subject = find_subject(con, lookup, hints)
+        if subject is None:
+            raise PrivacyError(f"no customer found for that {lookup.label}")
+        tables = _tables(con, None)
+        as_of, run_id = _as_of(con, store, tables)
+        omitted: list[str] = []
+        if "person_record" not in tables:
+            omitted.append(
+                "source record values: this warehouse has no scv.person_record table"
+            )
+
+        def rows(table: str, where: str, params: list, order: str) -> list[dict[str, Any]]:
+            if table not in tables:
+                omitted.append(f"{table}: not in this warehouse")
+                return []
+            return _records(
+                con, f"SELECT * FROM {SCHEMA}.{table} WHERE {where} ORDER BY {order}", params
+            )
+
+        def one(table: str, cid: str) -> dict[str, Any] | None:
+            found = rows(table, "customer_id = ?", [cid], "customer_id")
+            return found[0] if found else None
+
+        # Ids retired by a merge are listed too (current = false): history may still name them.
+        current = set(_values(con, f"SELECT DISTINCT customer_id FROM {SCHEMA}.customer_xref"))
+        customers = []
+        for cid in sorted(subject.customer_ids, key=lambda c: (c not in current, c)):
+            values = {}
+            if "person_record" in tables:
+                for r in _records(
+                    con,
+                    f"SELECT * FROM {SCHEMA}.person_record WHERE customer_id = ? "
+                    "ORDER BY source, source_record_id",
+                    [cid],
+                ):
+                    values[(r["source"], r["source_record_id"])] = {
+                        k: v
+                        for k, v in r.items()
+                        if k not in ("source", "source_record_id", "customer_id")
+                    }
+            source_records = []
+            for x in rows("customer_xref", "customer_id = ?", [cid], "source, source_record_id"):
+                entry = {k: v for k, v in x.items() if k != "customer_id"}
+                if "person_record" in tables:
+                    entry["values"] = values.get((x["source"], x["source_record_id"]))
+                source_records.append(entry)
+            touch = rows("touchpoint", "customer_id = ?", [cid], "occurred_at, touchpoint_id")
+            for t in touch:
+                if "attributes" in t:
+                    t["attributes"] = _json_text(t["attributes"])
+            customers.append(
+                {
+                    "customer_id": cid,
+                    "current": cid in current,
+                    "golden_record": one("customer", cid),
+                    "field_provenance": rows(
+                        "customer_field_provenance", "customer_id = ?", [cid], "field"
+                    ),
+                    "profile": one("customer_profile", cid),
+                    "source_records": source_records,
+                    "customer_id_history": rows(
+                        "customer_id_history",
+                        "old_customer_id = ? OR new_customer_id = ?",
+                        [cid, cid],
+                        "run_at, old_customer_id, new_customer_id",
+                    ),
+                    "consent": rows("consent", "customer_id = ?", [cid], "purpose"),
+                    "consent_history": [t for t in touch if t.get("kind") == "consent"],
+                    "touchpoints": [t for t in touch if t.get("kind") != "consent"],
+                    "rfm": one("rfm", cid),
+                    "lifecycle": one("lifecycle", cid),
+                    "lifecycle_history": rows(
+                        "lifecycle_history", "customer_id = ?", [cid], "as_of_date, to_stage"
+                    ),
+                }
+            )
+        quarantined: list[dict[str, Any]] = []
+        rowids = _quarantine_matches(con, None, subject, hints)
+        if rowids:
+            con.register("_rows", pd.DataFrame({"id": pd.Series(rowids, dtype="int64")}))
+            quarantined = _records(
+                con,
+                f"SELECT * FROM {SCHEMA}.quarantine WHERE rowid IN (SELECT id FROM _rows) "
+                "ORDER BY source, row_number, run_at",
+            )
+            con.unregister("_rows")
+            for q in quarantined:
+                q["raw"] = _json_text(q.get("raw"))
+    finally:
+        con.close()
+    return {
+        "header": {
+            "document": "Everything the single-customer-view warehouse holds about one person",
+            "generated_at": _iso(now),
+            "warehouse": str(store.published),
+            "as_of_date": as_of,
+            "run_id": run_id,
+            "identified_by": lookup.kind,
+            "customers_found": len(subject.customer_ids),
+            "source_records_found": len(subject.records),
+            "omitted": sorted(set(omitted)),
+        },
+        "customers": customers,
+        "quarantined_rows": quarantined,
+    }
+
+
+# ----------------------------------------------------------------------------------- audience
+@dataclass
+class AudienceResult:
+    """The rows of an audience file and how they were chosen (counts only)."""
+
+    rows: pd.DataFrame
+    in_segment: int
+    no_consent_record: int
+    withdrawn: int
+    no_identifier: int
+    unknown_ids: int = 0
+
+    @property
+    def excluded_for_consent(self) -> int:
+        return self.no_consent_record + self.withdrawn
+
+    @property
+    def written(self) -> int:
+        return len(self.rows)
+
+
+def available_segments(con) -> dict[str, list[str]]:
+    """Audience segment names in the warehouse: RFM segments, lifecycle stages, and `all`."""
+    tables = _tables(con, None)
+    rfm = (
+        _values(con, f"SELECT DISTINCT segment FROM {SCHEMA}.rfm WHERE segment IS NOT NULL ORDER BY 1")
+        if "rfm" in tables
+        else []
+    )
+    return {"rfm": rfm, "lifecycle": list(LIFECYCLE_STAGES), "other": ["all"]}
+
+
+def _segment_ids(con, name: str) -> set[str]:
+    segments = available_segments(con)
+    wanted = name.strip().casefold()
+    if wanted == "all":
+        return set(_values(con, f"SELECT customer_id FROM {SCHEMA}.customer"))
+    for seg in segments["rfm"]:
+        if seg.casefold() == wanted:
+            return set(_values(con, f"SELECT customer_id FROM {SCHEMA}.rfm WHERE segment = ?", [seg]))
+    if wanted in LIFECYCLE_STAGES:
+        return set(_values(con, f"SELECT customer_id FROM {SCHEMA}.lifecycle WHERE stage = ?", [wanted]))
+    known = ", ".join(segments["rfm"]) or "(none yet)"
+    raise PrivacyError(
+        f"unknown segment {name!r}; RFM segments: {known}; lifecycle stages: "
+        f"{', '.join(LIFECYCLE_STAGES)}; or all"
+    )
+
+
+def _sql_ids(con, sql: str) -> list:
+    try:
+        P.check_single_select(sql)
+    except ValueError as exc:
+        raise PrivacyError(str(exc)) from None
+    try:
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        if "customer_id" not in names:
+            raise PrivacyError(
+                f"--sql must return a customer_id column (it returned: {', '.join(names)})"
+            )
+        i = names.index("customer_id")
+        return [r[i] for r in cur.fetchall()]
+    except duckdb.Error as exc:
+        raise PrivacyError(f"--sql failed: {str(exc).splitlines()[0]}") from None
+
+
+def build_audience(
+    store: Warehouse, purpose: str, *, segment: str | None = None, sql: str | None = None
+) -> AudienceResult:
+    """Customers of a segment (or of a read-only `sql` query returning customer_id) whose latest
+    consent for `purpose` is granted, as hashed identifiers: Google Ads Customer Match layout,
+    columns `Email` and `Phone`, each the SHA-256 hex of the trimmed lower-case email / the E.164
+    phone (empty when the customer has none). Customers with neither are left out."""
+    if (segment is None) == (sql is None):
+        raise PrivacyError("give exactly one of --segment and --sql")
+    if not store.published.exists():
+        raise PrivacyError(f"{store.published}: no published warehouse yet (run `scv run` first)")
+    # No file or network access beyond the warehouse: --sql cannot read or write other files.
+    con = duckdb.connect(
+        str(store.published), read_only=True, config={"enable_external_access": False}
+    )
+    try:
+        tables = _tables(con, None)
+        if "consent" not in tables or "customer" not in tables:
+            raise PrivacyError("the warehouse has no scv.consent / scv.customer table")
+        purposes = _values(con, f"SELECT DISTINCT purpose FROM {SCHEMA}.consent ORDER BY 1")
+        if purpose not in purposes:
+            raise PrivacyError(
+                f"no consent is recorded for purpose {purpose!r}; purposes in the warehouse: "
+                + (", ".join(p for p in purposes if p is not None) or "(none)")
+            )
+        customers = set(_values(con, f"SELECT customer_id FROM {SCHEMA}.customer"))
+        if segment is not None:
+            wanted = _segment_ids(con, segment)
+            unknown = 0
+        else:
+            returned = {i for i in _sql_ids(con, sql) if i is not None}
+            returned = {str(i) for i in returned}
+            wanted = returned & customers
+            unknown = len(returned - customers)
+        wanted &= customers
+        # The latest decision wins; at equal timestamps a withdrawal wins.
+        latest = dict(
+            con.execute(
+                f"SELECT customer_id, granted FROM {SCHEMA}.consent WHERE purpose = ? "
+                "QUALIFY row_number() OVER (PARTITION BY customer_id "
+                "ORDER BY recorded_at DESC NULLS LAST, granted ASC NULLS FIRST) = 1",
+                [purpose],
+            ).fetchall()
+        )
+        contacts = con.execute(f"SELECT customer_id, email, phone FROM {SCHEMA}.customer").fetchall()
+    finally:
+        con.close()
+    no_record = sum(1 for c in wanted if c not in latest)
+    withdrawn = sum(1 for c in wanted if c in latest and latest[c] is not True)
+    emails, phones = [], []
+    no_identifier = 0
+    for cid, email, phone in contacts:
+        if cid not in wanted or latest.get(cid) is not True:
+            continue
+        e, p = P.audience_email(email), P.audience_phone(phone)
+        if e is None and p is None:
+            no_identifier += 1
+            continue
+        emails.append(P.sha256_hex(e) if e else "")
+        phones.append(P.sha256_hex(p) if p else "")
+    rows = pd.DataFrame({"Email": emails, "Phone": phones}, dtype="str")
+    rows = rows.sort_values(["Email", "Phone"], ignore_index=True)
+    return AudienceResult(rows, len(wanted), no_record, withdrawn, no_identifier, unknown)
+
+
+def _csv_safe(value: str) -> str:
+    # Spreadsheets run cells starting with these as formulas (CSV injection).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def write_audience_csv(rows: pd.DataFrame, path: Path) -> None:
+    """Write the audience rows as CSV (UTF-8, header `Email,Phone`), formula-safe, replacing
+    `path` atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(AUDIENCE_COLUMNS)
+    for rec in rows[list(AUDIENCE_COLUMNS)].itertuples(index=False):
+        writer.writerow([_csv_safe("" if pd.isna(v) else str(v)) for v in rec])
+    _write_atomically(Path(path), buf.getvalue())
