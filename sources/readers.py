@@ -47,8 +47,8 @@ from sources.config import CANONICAL_FIELDS, KINDS_WITH_ATTRIBUTES, SourceConfig
 
 __all__ = [
     "ROW_NUMBER",
-    "SourceReadError",
     "TEXT",
+    "SourceReadError",
     "file_fingerprint",
     "read_source",
     "required_columns",

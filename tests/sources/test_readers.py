@@ -247,8 +247,10 @@ def test_hostile_and_international_text_is_read_verbatim(tmp_path):
 
 def test_jsonl_nested_values_kept_as_json_text(tmp_path):
     lines = [
-        '{"id": "007", "amount": 19.90, "qty": 3, "vip": true, "tags": ["a", "b"], '
-        '"address": {"city": "Łódź", "zip": "90-001"}}',
+        (
+            '{"id": "007", "amount": 19.90, "qty": 3, "vip": true, "tags": ["a", "b"], '
+            '"address": {"city": "Łódź", "zip": "90-001"}}'
+        ),
         "",
         '{"id": 8, "extra": null}',
     ]
