@@ -83,6 +83,11 @@ def cmd_forget(args: argparse.Namespace) -> int:
         f"suppression list: {result.identifiers_suppressed} keyed hash(es) of identifiers "
         f"({result.suppression_added} new) under {cfg.data_dir / 'privacy'}"
     )
+    if result.identifiers_shared:
+        print(
+            f"  {result.identifiers_shared} email/phone identifier(s) also held by other "
+            "customers were not suppressed (that would erase them too)"
+        )
     return 0
 
 

@@ -204,26 +204,47 @@ class Lookup:
 
 @dataclass
 class Subject:
-    """Everything that identifies one person in the warehouse (kept in memory only)."""
+    """Everything that identifies one person in the warehouse (kept in memory only).
+
+    `shared` holds the emails / phones (email keys and E.164) that other customers hold too: a
+    couple's common address, a family landline. They are not suppressed and not used to match
+    quarantined rows, or the other person would be erased as well; the subject's own records
+    are still suppressed by their ids."""
 
     customer_ids: list[str]
+    current_ids: list[str]
     records: list[tuple[str, str]]
     emails: set[str]
     email_keys: set[str]
     phones: set[str]
     lookup_identifier: str
+    shared: set[str] = field(default_factory=set)
     quarantine_rowids: list[int] = field(default_factory=list)
 
+    @property
+    def own_emails(self) -> set[str]:
+        from transforms.standardise import email_key
+
+        return {e for e in self.emails if email_key(e) not in self.shared}
+
+    @property
+    def own_email_keys(self) -> set[str]:
+        return self.email_keys - self.shared
+
+    @property
+    def own_phones(self) -> set[str]:
+        return self.phones - self.shared
+
     def identifier_hashes(self, key: str) -> dict[str, str]:
-        """hash -> kind of every identifier to suppress."""
+        """hash -> kind of every identifier to suppress (shared ones left out)."""
         out: dict[str, str] = {}
         for source, rec in self.records:
             out[P.hash_identifier(P.record_identifier(source, rec), key)] = "record"
-        for e in self.emails:
+        for e in self.own_emails:
             out.setdefault(P.hash_identifier(e, key), "email_std")
-        for k in self.email_keys:
+        for k in self.own_email_keys:
             out[P.hash_identifier(k, key)] = "email_key"
-        for p in self.phones:
+        for p in self.own_phones:
             out[P.hash_identifier(p, key)] = "phone_e164"
         return out
 
@@ -250,22 +271,14 @@ def _values(con, sql: str, params: list | None = None) -> list:
     return [r[0] for r in con.execute(sql, params or []).fetchall()]
 
 
-def _email_key_of(values: pd.Series) -> np.ndarray:
+def _email_parts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(email_std, email_key) per value, as the nightly standardiser computes them."""
     from transforms.standardise import standardise_emails
 
     if values.empty:
-        return np.array([], dtype=object)
-    _, keys, _ = standardise_emails(values.astype("str"))
-    return keys
-
-
-def _email_std_of(values: pd.Series) -> np.ndarray:
-    from transforms.standardise import standardise_emails
-
-    if values.empty:
-        return np.array([], dtype=object)
-    std, _, _ = standardise_emails(values.astype("str"))
-    return std
+        return np.array([], dtype=object), np.array([], dtype=object)
+    std, keys, _ = standardise_emails(values.astype("str"))
+    return std, keys
 
 
 def _phones_of(records: pd.DataFrame, hints: SourceHints) -> np.ndarray:
@@ -295,6 +308,76 @@ def _phone_candidates(value: str, hints: SourceHints) -> set[str]:
     return {p for p in (standardise_phone(text, r) for r in regions) if p}
 
 
+def _national_digits(e164: str) -> str:
+    import phonenumbers
+
+    try:
+        return phonenumbers.national_significant_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return e164.lstrip("+")
+
+
+class _People:
+    """Who holds an identifier, on golden records or on source records (scv.person_record).
+
+    Every search narrows the rows in SQL first (a substring of the email's local part, the
+    phone's national digits at the end) and standardises only those: the warehouse may hold
+    millions of records, and phonenumbers costs ~45 µs a number."""
+
+    def __init__(self, con, catalog: str | None, hints: SourceHints) -> None:
+        self.con, self.catalog, self.hints = con, catalog, hints
+        self.tables = _tables(con, catalog)
+        self.has_records = "person_record" in self.tables
+
+    def _df(self, sql: str, params: list) -> pd.DataFrame:
+        return self.con.execute(sql, params).df()
+
+    def email_key_holders(self, keys: Iterable[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for k in keys:
+            needle = k.split("@", 1)[0].split("+", 1)[0].replace(".", "")
+            holders: set[str] = set()
+            sources = [("customer", "customer_id, email")]
+            if self.has_records:
+                sources.append(("person_record", "customer_id, email"))
+            for table, cols in sources:
+                df = self._df(
+                    f"SELECT {cols} FROM {_ref(self.catalog, table)} WHERE email IS NOT NULL "
+                    "AND customer_id IS NOT NULL "
+                    "AND strpos(replace(lower(email), '.', ''), ?) > 0",
+                    [needle],
+                )
+                if len(df):
+                    _, found = _email_parts(df["email"])
+                    holders |= set(df["customer_id"][pd.Series(found, index=df.index) == k])
+            out[k] = holders
+        return out
+
+    def phone_holders(self, phones: Iterable[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for p in phones:
+            holders = set(
+                _values(
+                    self.con,
+                    f"SELECT customer_id FROM {_ref(self.catalog, 'customer')} WHERE phone = ?",
+                    [p],
+                )
+            )
+            if self.has_records:
+                df = self._df(
+                    f"SELECT source, customer_id, phone, country "
+                    f"FROM {_ref(self.catalog, 'person_record')} WHERE phone IS NOT NULL "
+                    "AND customer_id IS NOT NULL "
+                    "AND regexp_replace(phone, '[^0-9]', '', 'g') LIKE '%' || ?",
+                    [_national_digits(p)],
+                )
+                if len(df):
+                    e164 = pd.Series(_phones_of(df, self.hints), index=df.index, dtype=object)
+                    holders |= set(df["customer_id"][e164 == p])
+            out[p] = holders
+        return out
+
+
 def find_subject(
     con: duckdb.DuckDBPyConnection,
     lookup: Lookup,
@@ -310,86 +393,88 @@ def find_subject(
     """
     from transforms.standardise import email_key, standardise_email
 
-    tables = _tables(con, catalog)
-    if "customer" not in tables:
+    people = _People(con, catalog, hints)
+    tables = people.tables
+    if "customer" not in tables or "customer_xref" not in tables:
         raise PrivacyError("the warehouse has no scv.customer table (run `scv run` first)")
-    has_records = "person_record" in tables
-    customer = con.execute(
-        f"SELECT customer_id, email, phone FROM {_ref(catalog, 'customer')}"
-    ).df()
-    records = (
-        con.execute(
-            f"SELECT source, source_record_id, customer_id, email, phone, country "
-            f"FROM {_ref(catalog, 'person_record')}"
-        ).df()
-        if has_records
-        else pd.DataFrame(columns=["source", "source_record_id", "customer_id", "email", "phone", "country"])
-    )
-    xref = con.execute(
-        f"SELECT source, source_record_id, customer_id FROM {_ref(catalog, 'customer_xref')}"
-    ).df()
+    xref_ids = set(_values(con, f"SELECT DISTINCT customer_id FROM {_ref(catalog, 'customer_xref')}"))
+    customer_ids = set(_values(con, f"SELECT customer_id FROM {_ref(catalog, 'customer')}"))
+    current = xref_ids | customer_ids
 
     ids: set[str] = set()
     lookup_identifier = lookup.value
     if lookup.kind == "customer_id":
-        ids = {lookup.value} & (set(customer["customer_id"]) | set(xref["customer_id"]))
+        ids = {lookup.value} & current
         lookup_identifier = f"customer:{lookup.value}"
     elif lookup.kind == "email":
-        std = standardise_email(lookup.value)
         target = email_key(lookup.value)
-        if not std or not target:
+        if not standardise_email(lookup.value) or not target:
             raise PrivacyError(
                 "that is not a valid email address (invalid, or a placeholder such as test@…)"
             )
         lookup_identifier = target
-        hit = _email_key_of(customer["email"]) == target
-        ids |= set(customer["customer_id"][hit])
-        if len(records):
-            hit = _email_key_of(records["email"]) == target
-            ids |= set(records["customer_id"][hit].dropna())
+        ids = people.email_key_holders([target])[target]
     else:
         candidates = _phone_candidates(lookup.value, hints)
         if not candidates:
             raise PrivacyError(
                 "that is not a valid phone number (write it with its country code, e.g. +44…)"
             )
-        ids |= set(customer["customer_id"][customer["phone"].isin(candidates)])
-        seen = set(customer["phone"].dropna())
-        if len(records):
-            e164 = pd.Series(_phones_of(records, hints), index=records.index, dtype=object)
-            ids |= set(records["customer_id"][e164.isin(candidates)].dropna())
-            seen |= set(e164.dropna())
+        held = {p: h for p, h in people.phone_holders(sorted(candidates)).items() if h}
+        ids = set().union(*held.values()) if held else set()
         # A national number may read validly in several default countries: name the one held.
-        lookup_identifier = min((candidates & seen) or candidates)
-    ids = {i for i in ids if i is not None and not (isinstance(i, float) and math.isnan(i))}
+        lookup_identifier = min(held or candidates)
+    ids = {i for i in ids if isinstance(i, str)}
     if not ids:
         return None
-    ids |= _retired_ids(con, catalog, tables, ids, set(xref["customer_id"]))
+    all_ids = ids | _retired_ids(con, catalog, tables, ids, current)
 
-    mine = xref[xref["customer_id"].isin(ids)]
-    recs = set(zip(mine["source"], mine["source_record_id"], strict=True))
-    own_records = records[records["customer_id"].isin(ids)] if len(records) else records
-    recs |= set(zip(own_records["source"], own_records["source_record_id"], strict=True))
-    own_customer = customer[customer["customer_id"].isin(ids)]
-
-    emails = set(own_customer["email"].dropna())
-    if len(own_records):
-        emails |= {e for e in _email_std_of(own_records["email"]) if e}
+    recs = set(
+        con.execute(
+            f"SELECT source, source_record_id FROM {_ref(catalog, 'customer_xref')} "
+            "WHERE list_contains(?, customer_id)",
+            [sorted(all_ids)],
+        ).fetchall()
+    )
+    golden = con.execute(
+        f"SELECT email, phone FROM {_ref(catalog, 'customer')} WHERE list_contains(?, customer_id)",
+        [sorted(all_ids)],
+    ).df()
+    emails = set(golden["email"].dropna())
+    phones = set(golden["phone"].dropna())
+    if people.has_records:
+        own = con.execute(
+            f"SELECT source, source_record_id, email, phone, country "
+            f"FROM {_ref(catalog, 'person_record')} WHERE list_contains(?, customer_id)",
+            [sorted(all_ids)],
+        ).df()
+        recs |= set(zip(own["source"], own["source_record_id"], strict=True))
+        std, _ = _email_parts(own["email"])
+        emails |= {e for e in std if e}
+        phones |= {p for p in _phones_of(own, hints) if p}
     if lookup.kind == "email":
         emails.add(standardise_email(lookup.value))
-    keys = {k for k in _email_key_of(pd.Series(sorted(emails), dtype="str")) if k}
-    phones = set(own_customer["phone"].dropna())
-    if len(own_records):
-        phones |= {p for p in _phones_of(own_records, hints) if p}
     if lookup.kind == "phone":
         phones.add(lookup_identifier)
+    _, keys = _email_parts(pd.Series(sorted(emails), dtype="str"))
+    email_keys = {k for k in keys if k}
+
+    shared: set[str] = set()
+    for ident, holders in {
+        **people.email_key_holders(sorted(email_keys)),
+        **people.phone_holders(sorted(phones)),
+    }.items():
+        if holders - all_ids:
+            shared.add(ident)
     return Subject(
-        customer_ids=sorted(ids),
+        customer_ids=sorted(all_ids),
+        current_ids=sorted(ids & current),
         records=sorted(recs),
         emails=emails,
-        email_keys=keys,
+        email_keys=email_keys,
         phones=phones,
         lookup_identifier=lookup_identifier,
+        shared=shared,
     )
 
 
@@ -421,8 +506,27 @@ def _quarantine_matches(
     tables = _tables(con, catalog)
     if "quarantine" not in tables:
         return []
+    # Narrow in SQL to rows that could match (a record id, an email's local part, a phone's
+    # national digits somewhere in the row); the exact checks below then run on few rows.
+    texts = {e.split("@", 1)[0].split("+", 1)[0].replace(".", "") for e in subject.own_emails}
+    texts |= {k.split("@", 1)[0].replace(".", "") for k in subject.own_email_keys}
+    digits = {_national_digits(p) for p in subject.own_phones}
+    ids = {r for _, r in subject.records}
+    conds = ["list_contains(?, source || ':' || source_record_id)"]
+    params: list[Any] = [[f"{s}:{r}" for s, r in subject.records]]
+    for t in sorted(x for x in texts if x):
+        conds.append("strpos(replace(lower(raw), '.', ''), ?) > 0")
+        params.append(t.lower())
+    for d in sorted(x for x in digits if len(x) >= 6):
+        conds.append("strpos(regexp_replace(raw, '[^0-9]', '', 'g'), ?) > 0")
+        params.append(d)
+    for r in sorted(ids):
+        conds.append("strpos(raw, ?) > 0")
+        params.append(r)
     q = con.execute(
-        f"SELECT rowid AS _rowid, source, source_record_id, raw FROM {_ref(catalog, 'quarantine')}"
+        f"SELECT rowid AS _rowid, source, source_record_id, raw FROM {_ref(catalog, 'quarantine')} "
+        f"WHERE {' OR '.join(conds)}",
+        params,
     ).df()
     if q.empty:
         return []
@@ -442,7 +546,7 @@ def _quarantine_matches(
             ref = P._raw_dict(raw).get(key_col)
             hit = ref is not None and str(ref).strip() in by_source.get(person_source, set())
         if not hit:
-            hit = P.raw_mentions(raw, subject.emails | subject.email_keys, subject.phones)
+            hit = P.raw_mentions(raw, subject.own_emails | subject.own_email_keys, subject.own_phones)
         if hit:
             hits.append(int(rowid))
     return hits
@@ -459,6 +563,7 @@ class ErasureResult:
     rows_removed: dict[str, int]
     exports_rewritten: list[str]
     identifiers_suppressed: int
+    identifiers_shared: int
     suppression_added: int
     staging_deleted: bool
     landing_files_deleted: int
@@ -613,6 +718,15 @@ def forget(
         subject = find_subject(con, lookup, hints, catalog="pub")
         if subject is None:
             raise PrivacyError(f"no customer found for that {lookup.label}")
+        if lookup.kind != "customer_id" and len(subject.current_ids) > 1:
+            # Two customers behind one email: one person linkage kept apart, or two people
+            # sharing it. Only a human can tell; erasing both could erase the wrong person.
+            flag = "--" + lookup.kind.replace("_", "-")
+            raise PrivacyError(
+                f"that {lookup.label} is held by {len(subject.current_ids)} customers "
+                f"({', '.join(subject.current_ids)}): check them with `scv access {flag} …` "
+                "and forget each one that is this person by --customer-id"
+            )
         subject.quarantine_rowids = _quarantine_matches(con, "pub", subject, hints)
         subject_hash = P.hash_identifier(subject.lookup_identifier, key)
         hashes = subject.identifier_hashes(key)
@@ -659,6 +773,7 @@ def forget(
         rows_removed={t: n for t, n in removed.items() if n},
         exports_rewritten=exported,
         identifiers_suppressed=len(hashes),
+        identifiers_shared=len(subject.shared),
         suppression_added=added,
         staging_deleted=staging_existed,
         landing_files_deleted=landing_deleted,
@@ -675,6 +790,7 @@ def forget(
             "rows_removed_total": result.rows_removed_total,
             "exports_rewritten": exported,
             "identifiers_suppressed": result.identifiers_suppressed,
+            "identifiers_shared_not_suppressed": result.identifiers_shared,
             "staging_deleted": staging_existed,
             "landing_files_deleted": landing_deleted,
         },

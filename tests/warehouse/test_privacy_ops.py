@@ -18,6 +18,7 @@ import pytest
 import warehouse.privacy as wp
 from sources.cli import main
 from sources.config import load_config
+from transforms import privacy as P
 from warehouse.privacy import Lookup, PrivacyError, SourceHints
 from warehouse.schema import TABLES
 from warehouse.store import Warehouse, empty_frame, write_frame
@@ -580,3 +581,41 @@ def test_audience_by_lifecycle_stage(project):
     result = wp.build_audience(store, "sms_marketing", segment="active")
     assert (result.in_segment, result.no_consent_record, result.written) == (5, 4, 1)
     assert result.rows["Phone"].tolist() == [""]  # Carol has an email but no phone
+
+
+def _add_person_record(store: Warehouse, **values) -> None:
+    con = duckdb.connect(str(store.published))
+    try:
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        con.execute(f"INSERT INTO scv.person_record ({cols}) VALUES ({marks})", list(values.values()))
+    finally:
+        con.close()
+
+
+def test_an_email_held_by_two_customers_is_not_erased_blindly(project):
+    cfg, store = project
+    _add_person_record(store, source="crm", source_record_id="4b", customer_id="C4",
+                       email="Alice.Smith@gmail.com", phone=None)  # fmt: skip
+    before = store.published.read_bytes()
+    with pytest.raises(PrivacyError, match=r"held by 2 customers \(C1, C4\).*--customer-id"):
+        wp.forget(store, cfg.data_dir, KEY, Lookup("email", ALICE_EMAIL), HINTS)
+    assert store.published.read_bytes() == before
+    assert not wp.load_suppression(cfg.data_dir)
+    doc = wp.access_document(store, Lookup("email", ALICE_EMAIL), HINTS)
+    assert [c["customer_id"] for c in doc["customers"]] == ["C1", "C4", "C9"]
+
+
+def test_identifiers_shared_with_someone_else_are_not_suppressed(project):
+    cfg, store = project
+    # Bob's record carries the phone of Alice's shop record (a shared landline, say)
+    _add_person_record(store, source="crm", source_record_id="2b", customer_id="C2",
+                       email=None, phone="07911 123457", country="GB")  # fmt: skip
+    result = wp.forget(store, cfg.data_dir, KEY, Lookup("customer_id", "C1"), HINTS)
+    assert result.identifiers_shared == 1
+    suppressed = wp.load_suppression(cfg.data_dir)
+    assert P.hash_identifier("+447911123457", KEY) not in suppressed
+    assert P.hash_identifier(ALICE_PHONE, KEY) in suppressed
+    assert P.hash_identifier("shop:a1", KEY) in suppressed  # her record still is, by id
+    assert ids_in(store.published)["person_record"] == {"C2"}
+    assert wp.read_erasure_log(cfg.data_dir)[0]["identifiers_shared_not_suppressed"] == 1

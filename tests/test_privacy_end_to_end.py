@@ -1,0 +1,142 @@
+"""Erasure end to end: run the demo, forget one person by email, run the next night, and find
+nothing of them anywhere (published warehouse, exports) but their source rows quarantined as
+`erased` without personal data."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import DEMO_AS_OF, copy_project
+
+import warehouse.privacy as wp
+from sources.cli import main
+from sources.config import load_config
+from sources.readers import read_source
+from transforms.standardise import standardise_phone
+from warehouse.schema import TABLES
+
+
+def _con(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), read_only=True)
+
+
+def _rows_mentioning(con, ref: str, needles: list[str]) -> dict[str, int]:
+    """needle -> rows of `ref` whose text (every column, lower-cased) contains it."""
+    out = {}
+    for n in needles:
+        found = con.execute(
+            f"SELECT count(*) FROM {ref} AS t WHERE contains(lower(CAST(t AS VARCHAR)), ?)",
+            [n.lower()],
+        ).fetchall()[0][0]
+        if found:
+            out[n] = found
+    return out
+
+
+def _person_to_forget(cfg) -> dict:
+    """A customer with an email, several source records and some activity, whose email and
+    phone no other customer holds (a shared one is rightly kept: see warehouse.privacy)."""
+    con = _con(cfg.warehouse)
+    try:
+        candidates = con.execute(
+            """
+            SELECT c.customer_id, c.email
+            FROM scv.customer c JOIN scv.touchpoint t USING (customer_id)
+            WHERE c.email IS NOT NULL AND c.phone IS NOT NULL AND c.record_count >= 2
+            GROUP BY ALL
+            ORDER BY c.record_count DESC, count(*) DESC, c.customer_id"""
+        ).fetchall()
+        hints = wp.SourceHints.from_config(cfg)
+        for cid, email in candidates:
+            subject = wp.find_subject(con, wp.Lookup("email", email), hints)
+            if subject.current_ids == [cid] and not subject.shared:
+                break
+        else:
+            pytest.fail("no customer with unshared identifiers in the demo")
+        raw_phones = {
+            p.strip()
+            for (p,) in con.execute(
+                "SELECT phone FROM scv.person_record WHERE customer_id = ? AND phone IS NOT NULL",
+                [cid],
+            ).fetchall()
+            if standardise_phone(p, "GB") in subject.phones or standardise_phone(p) in subject.phones
+        }
+    finally:
+        con.close()
+    return {
+        "email": email,
+        "needles": sorted(subject.emails | subject.phones | raw_phones | set(subject.customer_ids)),
+        "records": subject.records,
+    }
+
+
+def _activity_rows_of(cfg, records: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(source, source_record_id) of every order / event / consent row of these person records."""
+    mine: dict[str, set[str]] = {}
+    for s, r in records:
+        mine.setdefault(s, set()).add(r)
+    out = []
+    for name, src in cfg.sources.items():
+        if src.person is None or src.person.source not in mine:
+            continue
+        raw = read_source(src)
+        refs = raw[src.person.key].astype("str").str.strip()
+        hit = raw[refs.isin(mine[src.person.source]).fillna(False)]
+        out += [(name, str(v)) for v in hit[src.id]]
+    return out
+
+
+@pytest.mark.slow
+def test_forgotten_person_stays_gone_after_the_next_night(demo_run, tmp_path):
+    config = copy_project(demo_run.parent, tmp_path / "project")
+    cfg = load_config(config)
+    person = _person_to_forget(cfg)
+    assert len(person["records"]) >= 2
+    activity = _activity_rows_of(cfg, person["records"])
+    assert activity
+
+    assert main(["forget", "--config", str(config), "--email", person["email"].upper()]) == 0
+
+    next_night = (date.fromisoformat(DEMO_AS_OF) + timedelta(days=1)).isoformat()
+    assert main(["run", "--config", str(config), "--as-of", next_night]) == 0
+
+    needles = person["needles"]
+    con = _con(cfg.warehouse)
+    try:
+        for table in TABLES:
+            assert _rows_mentioning(con, f"scv.{table}", needles) == {}, table
+        for source, record_id in person["records"]:
+            rows = con.execute(
+                "SELECT rule, raw FROM scv.quarantine WHERE source = ? AND source_record_id = ?",
+                [source, record_id],
+            ).fetchall()
+            assert rows == [("erased", None)], (source, record_id)
+            assert not con.execute(
+                "SELECT count(*) FROM scv.customer_xref WHERE source = ? AND source_record_id = ?",
+                [source, record_id],
+            ).fetchall()[0][0]
+        for source, record_id in activity:
+            rules = con.execute(
+                "SELECT rule FROM scv.quarantine WHERE source = ? AND source_record_id = ?",
+                [source, record_id],
+            ).fetchall()
+            assert rules == [("erased",)], (source, record_id)
+        details = con.execute(
+            "SELECT DISTINCT detail FROM scv.quarantine WHERE rule = 'erased'"
+        ).fetchall()
+        assert all(d.startswith("erased on request") for (d,) in details)
+    finally:
+        con.close()
+
+    exported = sorted(cfg.exports.glob("*/data.parquet"))
+    assert {p.parent.name for p in exported} >= set(TABLES)
+    con = duckdb.connect()
+    try:
+        for parquet in exported:
+            ref = f"read_parquet('{parquet}')"
+            assert _rows_mentioning(con, ref, needles) == {}, parquet.parent.name
+    finally:
+        con.close()
