@@ -113,6 +113,30 @@ def _hasher(key: str):
     return digest
 
 
+def _suppressed_hits(values: pd.Series, key: str | None, suppressed: set[str]) -> np.ndarray:
+    """Per row: the hex hash of the value when it is in `suppressed`, else None.
+
+    The nightly hot path (every identifier of every person record once a suppression list
+    exists): hashes each distinct value once, compares raw digests, and spells out hex only for
+    the few hits. ~3 µs a value, so about 3 s per million distinct identifiers.
+    """
+    wanted = {bytes.fromhex(h) for h in suppressed}
+    codes, uniques = pd.factorize(values)
+    base = hmac.new(_key_bytes(key), digestmod=hashlib.sha256)
+    copy = base.copy
+    per_unique = np.full(len(uniques) + 1, None, dtype=object)  # last slot: missing values
+    for i, v in enumerate(uniques):
+        text = str(v)
+        if not text:
+            continue
+        h = copy()
+        h.update(text.encode("utf-8"))
+        d = h.digest()
+        if d in wanted:
+            per_unique[i] = d.hex()
+    return per_unique[codes]
+
+
 def _unique_ids(persons: pd.DataFrame) -> pd.Series:
     if "unique_id" in persons.columns:
         return persons["unique_id"].astype("str")
@@ -192,12 +216,18 @@ def split_erased(
     """
     if not suppressed or persons_std.empty:
         return persons_std, _empty_quarantine()
-    hashes = subject_hashes(persons_std, key, fields=("record", "email_key", "phone_e164"))
+    ids = _unique_ids(persons_std)
     matched = np.full(len(persons_std), None, dtype=object)
     for field in ("phone_e164", "email_key", "record"):  # last wins: the record hash first
-        col = hashes[field].to_numpy(dtype=object)
-        hit = np.array([h in suppressed if h else False for h in col], dtype=bool)
-        matched[hit] = col[hit]
+        if field == "record":
+            values = ids
+        elif field in persons_std.columns:
+            values = persons_std[field]
+        else:
+            continue
+        hit = _suppressed_hits(values, key, suppressed)
+        found = pd.notna(hit)
+        matched[found] = hit[found]
     erased = pd.notna(matched)
     if not erased.any():
         return persons_std, _empty_quarantine()
