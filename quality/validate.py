@@ -150,6 +150,10 @@ CHECK_PURPOSE_PRESENT = "purpose_present"
 CHECK_DATES_NOT_FUTURE = "dates_not_future"
 CHECK_PERSONS_KNOWN = "persons_known"
 
+# GX suite names are "<source>.<suite>".
+SUITE_RULES = "rules"
+SUITE_FILE = "file"
+
 ORDER_STATUSES = ("completed", "cancelled", "returned")
 TRUE_VALUES = frozenset(
     {"true", "t", "yes", "y", "1", "on", "granted", "opt_in", "opt-in", "opted_in", "subscribed"}
@@ -444,7 +448,7 @@ class _RowCheck:
     severity: str = SEVERITY_WARN
     expectations: list[Any] = field(default_factory=list)
     skipped: str | None = None
-    suite: str = "rules"
+    suite: str = "rules"  # SUITE_RULES or SUITE_FILE
     detail: Callable[[np.ndarray], list[str]] | None = None
 
 
@@ -854,7 +858,7 @@ def _declared_checks(src: SourceConfig, raw_columns: Sequence[str]) -> list[_Row
                 spec.description,
                 severity=spec.severity,
                 expectations=[expectation],
-                suite="declared",
+                suite=SUITE_FILE,
                 detail=(lambda idx, m=message: [m] * len(idx)),
             )
         )
@@ -898,7 +902,7 @@ def _file_checks(
             None,
             "the source has at least one data row",
             severity=SEVERITY_ERROR,
-            suite="declared",
+            suite=SUITE_FILE,
             expectations=[_expect("expect_table_row_count_to_be_between", CHECK_ROWS_PRESENT, min_value=1)],
         )
     ]
@@ -907,7 +911,7 @@ def _file_checks(
         None,
         f"rows did not drop by more than {max_row_drop:.0%} since the previous run",
         severity=SEVERITY_ERROR,
-        suite="declared",
+        suite=SUITE_FILE,
     )
     if previous_rows is None:
         rc.skipped = "no previous run to compare with"
@@ -921,7 +925,7 @@ def _file_checks(
         (CHECK_COLUMNS_STABLE, False, SEVERITY_ERROR, "no column of the previous run is missing"),
         (CHECK_COLUMNS_UNCHANGED, True, SEVERITY_WARN, "the columns are the same as in the previous run"),
     ):
-        rc = _RowCheck(name, None, text, severity=severity, suite="declared")
+        rc = _RowCheck(name, None, text, severity=severity, suite=SUITE_FILE)
         if previous_columns is None:
             rc.skipped = "no previous run to compare with"
         else:
@@ -996,10 +1000,13 @@ def validate_source(
     declared = _declared_checks(src, raw_columns)
     file_checks = _file_checks(raw_columns, previous_rows, previous_columns, drop)
 
+    # Two GX suites: "rules" on the typed frame, "file" on the raw frame as read (row count,
+    # column set, and the source's declared expectations, which name raw columns).
+    frames = {SUITE_RULES: gx_frame, SUITE_FILE: raw[raw_columns]}
     runs: list[SuiteRun] = []
     suites = {
-        "rules": (gx_frame, [e for c in row_checks for e in c.expectations]),
-        "declared": (raw[raw_columns], [e for c in file_checks + declared for e in c.expectations]),
+        name: (frame, [e for c in file_checks + row_checks + declared if c.suite == name for e in c.expectations])
+        for name, frame in frames.items()
     }
     masks: dict[str, np.ndarray] = {}
     exceptions: dict[str, str] = {}

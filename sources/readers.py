@@ -435,6 +435,9 @@ def _csv_header(src: SourceConfig, path: Path, data: bytes) -> list[str]:
 
 def _check_delimiter(src: SourceConfig, path: Path, header: list[str]) -> None:
     """Spot a file written with another delimiter than the configured one."""
+    needed = set(required_columns(src))
+    if needed <= set(header):
+        return  # even a one-column header with a ';' in its name is right if it is configured
     others = [d for d in _COMMON_DELIMITERS if d != src.delimiter]
     configured = _DELIMITER_NAMES.get(src.delimiter, repr(src.delimiter))
     if len(header) == 1:
@@ -448,9 +451,6 @@ def _check_delimiter(src: SourceConfig, path: Path, header: list[str]) -> None:
                 "(set `delimiter:`)",
                 line=1,
             )
-    needed = set(required_columns(src))
-    if needed <= set(header):
-        return
     joined = src.delimiter.join(header)
     for d in others:
         if d in joined and needed <= {part.strip('"') for part in joined.split(d)}:

@@ -25,7 +25,7 @@ def test_build_data_docs_from_outcomes(tmp_path):
 
     assert index == docs.resolve() / "index.html"
     html = index.read_text(encoding="utf-8")
-    assert "crm.rules" in html and "crm.declared" in html
+    assert "crm.rules" in html and "crm.file" in html
     pages = list((docs / "validations").rglob("*.html"))
     assert len(pages) == 2 and not stale.exists()
     rules_page = next(p for p in pages if "rules" in p.parts).read_text(encoding="utf-8")

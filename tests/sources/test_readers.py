@@ -124,6 +124,11 @@ def test_wrong_delimiter_single_column_header(tmp_path):
     assert "';'-delimited" in err.problem and "delimiter" in err.problem
 
 
+def test_configured_single_column_with_a_semicolon_in_its_name_is_not_flagged(tmp_path):
+    src = make_source(tmp_path / "ids.csv", "id;legacy\n1;2\n", id="id;legacy")
+    assert read_source(src)["id;legacy"].tolist() == ["1;2"]
+
+
 def test_wrong_delimiter_detected_from_configured_columns(tmp_path):
     # The comma inside a column name splits the header in two, but `id` only appears on ';'.
     src = make_source(tmp_path / "crm.csv", "id;name, full\n1;a b\n", columns={"full_name": "name, full"})
