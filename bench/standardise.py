@@ -5,8 +5,9 @@
 Builds a synthetic source of `--rows` person records (about 1.6 records per person, names,
 streets, cities and postcodes from Faker pools, with the formatting noise real exports have:
 case, spaces, national vs international phones, abbreviated streets, country names, titles and
-"SURNAME, First" names, a few percent junk values) in two shapes: a CRM-like source (first/last name, day-first dates, default country GB) and a
-shop-like one (full name, ISO dates, no default country). Prints one table row per shape, then
+"SURNAME, First" names, a few percent junk values) in two shapes: a CRM-like source
+(first/last name, day-first dates, default country GB) and a shop-like one (full name, ISO
+dates, no default country). Prints one table row per shape, then
 the time per field group on the CRM-like frame.
 """
 
@@ -23,26 +24,37 @@ from anyascii import anyascii
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sources.config import SourceConfig  # noqa: E402
-from transforms.standardise import standardise_persons  # noqa: E402
-from transforms.standardise import dates, emails, names, phones, places  # noqa: E402
+from sources.config import SourceConfig
+from transforms.standardise import (
+    dates,
+    emails,
+    names,
+    phones,
+    places,
+    standardise_persons,
+)
 
-FIRST = (
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+FIRST = _words(
     "James John Robert Bob Rob Michael Mike William Bill David Dave Richard Thomas Tom Joseph "
     "Charles Christopher Daniel Matthew Anthony Mark Paul Steven George Kenneth Andrew Joshua "
     "Mary Patricia Jennifer Linda Elizabeth Liz Barbara Susan Jessica Sarah Karen Nancy Lisa "
     "Margaret Peggy Betty Sandra Ashley Emily Kimberly Donna Michelle Carol Amanda Melissa "
     "Zoë Chloë Renée Seán Siobhán Niamh Aoife Łukasz Paweł Małgorzata Jürgen Käthe François "
     "Hélène Mohammed Aisha Priya Arjun Fatima Wei Fang Li Ying"
-).split()
-LAST = (
+)
+LAST = _words(
     "Smith Jones Williams Taylor Brown Davies Evans Wilson Thomas Johnson Roberts Robinson "
     "Thompson Wright Walker White Edwards Hughes Green Hall Lewis Harris Clarke Patel Jackson "
     "Wood Turner Martin Cooper Hill Ward Morris Moore Clark Lee King Baker Harrison Morgan "
     "O'Brien O'Neill McDonald Murphy Kelly Nowak Kowalski Wiśniewski Müller Schmidt Schäfer "
     "Lefèvre Dubois Khan Ahmed Hussain Singh Shah Begum Wang Zhang Chen Liu"
-).split()
-STREETS = "High Church Station Mill Park Victoria King's Queen's Manor School Green London".split()
+)
+STREETS = _words("High Church Station Mill Park Victoria King's Queen's Manor School Green London")
 SUFFIXES = ["Road", "Rd", "Street", "St", "St.", "Lane", "Ln", "Avenue", "Ave", "Close", "Drive"]
 CITIES = ["London", "LONDON", "Manchester", "Leeds", "St. Albans", "Saint Albans", "Köln", "Paris"]
 COUNTRIES = ["GB", "UK", "United Kingdom", "England", "gb", "Deutschland", "France", "US", None]
@@ -102,7 +114,9 @@ def synthetic_people(rows: int, seed: int = 1) -> pd.DataFrame:
     m = mobile.iloc[who].reset_index(drop=True)
     p = ("07" + m.str.slice(0, 3) + " " + m.str.slice(3)).where(noise < 0.5, "+44 7" + m)
     p = p.where(noise < 0.97, pd.Series(_pick(rng, JUNK_PHONES, rows), dtype="str"))
-    updated = pd.to_datetime("2023-01-01") + pd.to_timedelta(rng.integers(0, 3 * 365 * 86400, rows), "s")
+    updated = pd.to_datetime("2023-01-01") + pd.to_timedelta(
+        rng.integers(0, 3 * 365 * 86400, rows), "s"
+    )
     return pd.DataFrame(
         {
             "_row_number": np.arange(1, rows + 1, dtype="int64"),
@@ -163,16 +177,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<40}{len(frame):>10}{seconds:>10.2f}{len(frame) / seconds:>12,.0f}")
 
     print(f"\n{'field group (crm frame)':<40}{'distinct':>10}{'seconds':>10}")
+    first, last, full = crm["first_name"], crm["last_name"], shop["full_name"]
+    dob, updated = crm["date_of_birth"], crm["updated_at"]
     groups = [
-        ("names (2 keys)", lambda: (names.name_keys(crm["first_name"]), names.name_keys(crm["last_name"])), crm["last_name"]),
-        ("full-name split (shop)", lambda: names.split_full_names(shop["full_name"]), shop["full_name"]),
+        ("names (2 keys)", lambda: (names.name_keys(first), names.name_keys(last)), last),
+        ("full-name split (shop)", lambda: names.split_full_names(full), full),
         ("email", lambda: emails.standardise_emails(crm["email"]), crm["email"]),
         ("phone", lambda: phones.standardise_phones(crm["phone"], "GB"), crm["phone"]),
-        ("date_of_birth", lambda: dates.standardise_dobs(crm["date_of_birth"], "%d/%m/%Y"), crm["date_of_birth"]),
-        ("updated_at", lambda: dates.standardise_timestamps(crm["updated_at"], "%d/%m/%Y"), crm["updated_at"]),
+        ("date_of_birth", lambda: dates.standardise_dobs(dob, "%d/%m/%Y"), dob),
+        ("updated_at", lambda: dates.standardise_timestamps(updated, "%d/%m/%Y"), updated),
         ("address_line", lambda: places.address_keys(crm["address_line"]), crm["address_line"]),
         ("country", lambda: places.country_codes(crm["country"]), crm["country"]),
-    ]  # fmt: skip
+    ]
     for label, func, column in groups:
         print(f"{label:<40}{column.nunique():>10}{_timed(func):>10.2f}")
     return 0

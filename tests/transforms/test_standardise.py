@@ -20,17 +20,21 @@ from transforms.standardise import (
     address_key,
     city_key,
     country_code,
+    dates,
     email_key,
+    emails,
     name_key,
+    names,
     nickname_key,
     parse_date,
+    phones,
+    places,
     postcode_key,
     split_full_name,
     standardise_email,
     standardise_persons,
     standardise_phone,
 )
-from transforms.standardise import dates, emails, names, phones, places
 
 AS_OF = date(2026, 1, 1)
 
@@ -69,6 +73,20 @@ def _text(values) -> pd.Series:
 )
 def test_name_key(raw, key):
     assert name_key(raw) == key
+
+
+def test_vectorised_and_scalar_keys_agree():
+    from transforms.standardise._text import fold_keys, key_text
+
+    corpus = _faker_names(400, seed=2) + ["O'Brien", "a--b", " ", "王芳", "Zoe\u0308", "x.y_z", "?"]
+    vectorised = fold_keys(_text(corpus))
+    assert [None if pd.isna(v) else v for v in vectorised] == [key_text(v) for v in corpus]
+
+
+def test_scalar_helpers_accept_missing_values():
+    for helper in (standardise_email, email_key, standardise_phone, name_key, country_code):
+        assert helper(None) is None
+        assert helper(float("nan")) is None
 
 
 def test_name_keys_flag_placeholders_and_keep_order():
@@ -441,9 +459,7 @@ def test_standardise_dobs(raw, dob, issue):
 
 
 def test_standardise_timestamps():
-    values = _text(
-        ["2024-01-05T10:00:00+01:00", "05/01/2024 14:02", "05/01/2024", "later", None]
-    )
+    values = _text(["2024-01-05T10:00:00+01:00", "05/01/2024 14:02", "05/01/2024", "later", None])
     out, issues = dates.standardise_timestamps(values, "%d/%m/%Y")
     assert out.dtype == np.dtype("datetime64[us]")
     assert list(pd.to_datetime(out[:3])) == [
@@ -630,7 +646,7 @@ def test_standardise_persons_full_schema_and_values():
     lukasz = out.loc[11]
     assert lukasz.first_name == "Łukasz"  # trimmed original
     assert lukasz.first_name_std == "lukasz"
-    assert lukasz.phone_e164 is np.nan or pd.isna(lukasz.phone_e164)  # PL number read as PL
+    assert pd.isna(lukasz.phone_e164)  # read as a Polish number: not valid there
     assert lukasz.country_code == "PL"
     assert lukasz.updated_at == pd.Timestamp("2024-01-05 14:00")
     assert lukasz.field_issues == ["phone:invalid", "date_of_birth:invalid"]
@@ -657,9 +673,7 @@ def test_standardise_persons_full_schema_and_values():
 
 
 def test_default_country_reads_national_phones():
-    frame = pd.DataFrame(
-        {"_row_number": [1], "source_record_id": ["1"], "phone": ["0170 1234567"]}
-    )
+    frame = pd.DataFrame({"_row_number": [1], "source_record_id": ["1"], "phone": ["0170 1234567"]})
     with_default = standardise_persons(frame, _src(default_country="DE"), as_of=AS_OF)
     without = standardise_persons(frame, _src(), as_of=AS_OF)
     assert with_default["phone_e164"].tolist() == ["+491701234567"]

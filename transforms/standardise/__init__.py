@@ -3,8 +3,23 @@
 `standardise_persons(df, src, as_of)` turns a source's canonical person frame (text columns
 named by canonical fields) into the frame the linker and the golden record read: every column of
 `PERSON_STD_COLUMNS`, always present, null where the source lacks the field or a value is
-unusable; `field_issues` lists what was dropped and why (`email:placeholder`, `phone:invalid`,
-`date_of_birth:impossible` …; the rules are in each submodule's docstring).
+unusable. Originals are kept as text (trimmed, empty → null; `first_name` / `last_name` come
+from `full_name` for rows that have neither), `updated_at` as a naive UTC timestamp.
+
+`field_issues` lists, per row, each value that was dropped and why, as `field:rule`:
+
+| field | rules |
+|---|---|
+| first_name, last_name | placeholder |
+| email | invalid, placeholder |
+| phone | invalid, placeholder |
+| date_of_birth | invalid, placeholder, impossible |
+| address_line, postcode, city | placeholder |
+| country | unknown |
+| updated_at | invalid |
+
+The rules themselves are in the submodules' docstrings (`names`, `emails`, `phones`, `dates`,
+`places`).
 
 The scalar helpers (`standardise_email`, `standardise_phone`, `name_key`, `parse_date`,
 `country_code` …) run the very same code on one value, so a value typed by a user (for
@@ -16,12 +31,20 @@ vectorised pandas on pyarrow strings. `bench/standardise.py` measures it.
 
 from __future__ import annotations
 
+import functools
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from transforms.standardise._text import PLACEHOLDER_TEXT, as_text, fold, key_text, null_text
+from transforms.standardise._text import (
+    PLACEHOLDER_TEXT,
+    as_text,
+    fold,
+    key_text,
+    null_text,
+)
 from transforms.standardise.dates import (
     EARLIEST_BIRTH_DATE,
     MAX_AGE_YEARS,
@@ -62,6 +85,9 @@ from transforms.standardise.places import (
     postcode_keys,
 )
 
+if TYPE_CHECKING:
+    from sources.config import SourceConfig
+
 #: Original person fields carried through as text (`updated_at` becomes a timestamp).
 ORIGINAL_FIELDS = (
     "first_name",
@@ -99,33 +125,36 @@ PERSON_STD_COLUMNS = (
 )
 
 
-def _one(values: tuple[np.ndarray, ...], value: str | None, *args) -> tuple:
-    return values
+@functools.lru_cache(maxsize=65536)
+def _email_parts(value: str) -> tuple[str | None, str | None]:
+    std, key, _ = standardise_emails(pd.Series([value], dtype="str"))
+    return std[0], key[0]
 
 
 def standardise_email(value: str | None) -> str | None:
     """Trimmed, lower-cased, valid email; None when empty, invalid or a placeholder."""
-    if value is None:
-        return None
-    std, _, _ = standardise_emails(pd.Series([value], dtype="str"))
-    return std[0]
+    return None if _missing(value) else _email_parts(str(value))[0]
 
 
 def email_key(value: str | None) -> str | None:
     """Match key of an email as typed (`standardise_email`, then gmail dots / `+tag` removed)."""
-    if value is None:
-        return None
-    _, key, _ = standardise_emails(pd.Series([value], dtype="str"))
-    return key[0]
+    return None if _missing(value) else _email_parts(str(value))[1]
+
+
+@functools.lru_cache(maxsize=65536)
+def _phone(value: str, region: str | None) -> str | None:
+    e164, _ = standardise_phones(pd.Series([value], dtype="str"), region)
+    return e164[0]
 
 
 def standardise_phone(value: str | None, region: str | None = None) -> str | None:
     """E.164 form of a phone number read in `region` (ISO alpha-2, for national numbers);
     None when empty, invalid or a placeholder."""
-    if value is None:
-        return None
-    e164, _ = standardise_phones(pd.Series([value], dtype="str"), region)
-    return e164[0]
+    return None if _missing(value) else _phone(str(value), region.upper() if region else None)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def _column(df: pd.DataFrame, field: str) -> pd.Series:
@@ -148,7 +177,7 @@ def _field_issues(n: int, issues: list[tuple[str, np.ndarray]]) -> list[list[str
 
 
 def standardise_persons(
-    df: pd.DataFrame, src, as_of: date | None = None
+    df: pd.DataFrame, src: SourceConfig, as_of: date | None = None
 ) -> pd.DataFrame:
     """One row per input person record, in input order: originals plus match keys.
 
@@ -168,7 +197,9 @@ def standardise_persons(
     if record_id.isna().any():
         rows = df["_row_number"][record_id.isna()] if "_row_number" in df.columns else None
         where = (
-            f"rows {rows.head(5).tolist()}" if rows is not None else f"{record_id.isna().sum()} rows"
+            f"rows {rows.head(5).tolist()}"
+            if rows is not None
+            else f"{record_id.isna().sum()} rows"
         )
         raise ValueError(f"source {name!r}: source_record_id is empty at {where}")
     row_number = (
@@ -262,19 +293,30 @@ __all__ = [
     "PLACEHOLDER_PHONE_RUN",
     "PLACEHOLDER_TEXT",
     "address_key",
+    "address_keys",
     "city_key",
+    "city_keys",
     "country_code",
+    "country_codes",
     "email_key",
     "email_keys",
     "fold",
     "is_placeholder_digits",
     "key_text",
     "name_key",
+    "name_keys",
     "nickname_key",
+    "nickname_keys",
     "parse_date",
     "postcode_key",
+    "postcode_keys",
     "split_full_name",
+    "split_full_names",
+    "standardise_dobs",
     "standardise_email",
+    "standardise_emails",
     "standardise_persons",
     "standardise_phone",
+    "standardise_phones",
+    "standardise_timestamps",
 ]

@@ -9,7 +9,6 @@ same email in several sources), so this is where most of the speed comes from.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -62,7 +61,9 @@ def fold_keys(values: pd.Series) -> pd.Series:
     Apostrophes vanish (O'Brien → obrien); every other run of punctuation or spaces becomes one
     space (Mary-Jane → mary jane, St.John → st john).
     """
-    folded = pd.Series([fold(v) for v in values], dtype="str", index=values.index)
+    folded = pd.Series(
+        [fold(v) if isinstance(v, str) else None for v in values], dtype="str", index=values.index
+    )
     keys = (
         folded.str.replace(_APOSTROPHES, "", regex=True)
         .str.replace(_NON_ALNUM, " ", regex=True)
@@ -113,21 +114,6 @@ def broadcast(codes: np.ndarray, per_unique: np.ndarray | pd.Series, fill=None) 
     return np.concatenate([arr, tail])[codes]
 
 
-def map_unique(values: pd.Series, func: Callable[[str], object]) -> np.ndarray:
-    """`func` applied once per distinct non-missing value; an object array aligned with rows."""
-    codes, uniques = factorize(values)
-    out = np.empty(len(uniques), dtype=object)
-    for i, v in enumerate(uniques):
-        out[i] = func(v)
-    return broadcast(codes, out)
-
-
-def to_object(series: pd.Series) -> np.ndarray:
-    """Values as an object array with None for missing (for per-value Python code)."""
-    arr = series.to_numpy(dtype=object, na_value=None)
-    return arr
-
-
 __all__ = [
     "PLACEHOLDER_TEXT",
     "WHITESPACE",
@@ -137,7 +123,5 @@ __all__ = [
     "fold",
     "fold_keys",
     "key_text",
-    "map_unique",
     "null_text",
-    "to_object",
 ]

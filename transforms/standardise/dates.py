@@ -98,9 +98,7 @@ def standardise_dobs(
     Issues: `invalid` (unreadable), `placeholder`, `impossible` (see the module docstring).
     """
     today = pd.Timestamp(_as_of(as_of))
-    earliest = max(
-        pd.Timestamp(EARLIEST_BIRTH_DATE), today - pd.DateOffset(years=MAX_AGE_YEARS)
-    )
+    earliest = max(pd.Timestamp(EARLIEST_BIRTH_DATE), today - pd.DateOffset(years=MAX_AGE_YEARS))
     codes, uniques = factorize(as_text(values))
     parsed = _dates_of(uniques, fmt)
     placeholder = parsed.isin([pd.Timestamp(d) for d in PLACEHOLDER_DATES]).to_numpy()
@@ -119,9 +117,9 @@ def _iso_timestamps(values: pd.Series) -> pd.Series:
     iso = values.str.match(r"\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
     if iso.any():
-        out[iso] = pd.to_datetime(
-            values[iso], format="ISO8601", errors="coerce", utc=True
-        ).astype("datetime64[us, UTC]")
+        out[iso] = pd.to_datetime(values[iso], format="ISO8601", errors="coerce", utc=True).astype(
+            "datetime64[us, UTC]"
+        )
     return out
 
 

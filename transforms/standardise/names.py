@@ -69,7 +69,10 @@ _SPACES = re.compile(r"\s+")
 
 
 def name_key(value: str | None) -> str | None:
-    """Match key of a name: `O'Brien` → `obrien`, `Zoë` → `zoe`; None when empty."""
+    """Match key of a name: `O'Brien` → `obrien`, `Zoë` → `zoe`; None when empty.
+
+    Placeholders (`Test`, `Unknown`) keep their key here; `name_keys` drops them.
+    """
     return key_text(value)
 
 
@@ -115,9 +118,28 @@ def _nameparser_words() -> frozenset[str]:
 # Honorifics and generational suffixes the fast path peels itself (nameparser reads them as
 # titles / suffixes too; tests check that both agree).
 _TITLES = frozenset(
-    "mr mrs ms miss mx dr prof sir dame rev lord lady fr master herr frau mme mlle".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "dr",
+        "prof",
+        "sir",
+        "dame",
+        "rev",
+        "lord",
+        "lady",
+        "fr",
+        "master",
+        "herr",
+        "frau",
+        "mme",
+        "mlle",
+    ]
 )
-_SUFFIXES = frozenset("jr sr jnr snr ii iii iv phd md esq".split())
+_SUFFIXES = frozenset(["jr", "sr", "jnr", "snr", "ii", "iii", "iv", "phd", "md", "esq"])
 # A word the fast path takes as a plain name part: letters with inner apostrophes or hyphens,
 # or a one-letter initial with its period. Other periods ("Dott.", "B.Eng.") go to nameparser.
 _PLAIN_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’\-](?=[^\W\d_]))*|[^\W\d_]\.")
@@ -139,7 +161,7 @@ def _split_fast(name: str) -> tuple[str | None, str | None] | None:
     honorifics and before suffixes (`Dr. John Smith Jr.`), and `SURNAME, First [Middle]`.
     """
     if "," in name:
-        left, sep, right = name.partition(",")
+        left, _, right = name.partition(",")
         last_words, first_words = left.split(), right.split()
         if "," in right or not last_words or not first_words:
             return None
@@ -254,7 +276,7 @@ def _alias_table() -> dict[str, str]:
 
 
 def nickname_key(first_name_key: str | None) -> str | None:
-    """Canonical given name for a first-name key (`bob` → `robert`); unknown names map to themselves."""
+    """Canonical given name for a first-name key (`bob` → `robert`); unknown names are their own."""
     if first_name_key is None:
         return None
     return _alias_table().get(first_name_key, first_name_key)

@@ -60,7 +60,7 @@ def is_placeholder_digits(digits: str, international: bool = False) -> bool:
     if digits[0] == "0":
         tails.append(digits[1:])
     if international:
-        body = digits[2:] if digits.startswith("00") else digits
+        body = digits.removeprefix("00")
         tails += [body[skip:] for skip in (1, 2, 3)]
     for tail in tails:
         if len(tail) < PLACEHOLDER_PHONE_RUN:
@@ -79,7 +79,9 @@ def _run_prefilter() -> str:
     return "|".join(pieces)
 
 
-def placeholder_digits_mask(digits: pd.Series, international: np.ndarray | None = None) -> np.ndarray:
+def placeholder_digits_mask(
+    digits: pd.Series, international: np.ndarray | None = None
+) -> np.ndarray:
     """`is_placeholder_digits` over a text column, vectorised apart from rare candidates."""
     if international is None:
         international = np.zeros(len(digits), dtype=bool)

@@ -56,7 +56,9 @@ def _read_table(name: str) -> list[dict[str, str]]:
 @functools.cache
 def address_abbreviations() -> dict[str, str]:
     """The abbreviation → expansion table (`address_abbreviations.csv`), keys folded."""
-    return {row["abbreviation"]: row["expansion"] for row in _read_table("address_abbreviations.csv")}
+    return {
+        row["abbreviation"]: row["expansion"] for row in _read_table("address_abbreviations.csv")
+    }
 
 
 @functools.cache
@@ -129,7 +131,7 @@ def postcode_keys(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     issue = _placeholder_issue(fold_keys(uniques))
     out = uniques.str.upper().str.replace(f"[{WHITESPACE}]+", "", regex=True)
     out = out.to_numpy(dtype=object, na_value=None)
-    out[issue != None] = None  # noqa: E711 (elementwise on an object array)
+    out[issue != None] = None
     return broadcast(codes, out), broadcast(codes, issue)
 
 
@@ -151,7 +153,7 @@ def city_keys(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     keys = fold_keys(uniques)
     issue = _placeholder_issue(keys)
     out = np.array(
-        [None if bad else _city(k) for k, bad in zip(keys.to_numpy(dtype=object), issue != None)],  # noqa: E711
+        [None if bad else _city(k) for k, bad in zip(keys.to_numpy(dtype=object), issue != None)],
         dtype=object,
     )
     return broadcast(codes, out), broadcast(codes, issue)
@@ -185,7 +187,7 @@ def address_keys(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     out = np.array(
         [
             None if bad else _address(k, table)
-            for k, bad in zip(keys.to_numpy(dtype=object), issue != None)  # noqa: E711
+            for k, bad in zip(keys.to_numpy(dtype=object), issue != None)
         ],
         dtype=object,
     )
