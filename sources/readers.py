@@ -412,12 +412,14 @@ def _csv_header(src: SourceConfig, path: Path, data: bytes) -> list[str]:
         reader = csv.reader(io.StringIO(text, newline=""), strict=False, **_csv_dialect(src))
         try:
             header = next(reader, None)
-            rows_after = next(reader, None)
         except csv.Error:
-            header, rows_after = None, None
-        if header is not None and (rows_after is not None or complete):
-            break
-        if complete:
+            header = None
+        try:
+            # A second record proves the header was not cut off by the chunk boundary.
+            header_complete = complete or next(reader, None) is not None
+        except csv.Error:  # a later row's problem is for the full parse to report
+            header_complete = True
+        if complete or (header is not None and header_complete):
             break
         size *= 4
     if not header:
