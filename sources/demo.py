@@ -753,7 +753,8 @@ def _write(t: _Table, path: Path) -> None:
             con.execute("SET threads = 1")  # one writer: row order is the export order
             con.execute("SET enable_progress_bar = false")
             con.register("events", table)
-            con.execute(f"COPY events TO '{path.as_posix()}' (FORMAT json)")
+            target = path.as_posix().replace("'", "''")
+            con.execute(f"COPY events TO '{target}' (FORMAT json)")
         finally:
             con.close()
     else:
