@@ -68,8 +68,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
         )
     except PrivacyError as exc:
         raise _cli_error(str(exc)) from None
+    former = f" (and {result.former_ids} former customer id(s))" if result.former_ids else ""
     print(
-        f"forgotten (subject {result.subject}): {result.customers} customer(s), "
+        f"forgotten (subject {result.subject}): {result.customers} customer{former}, "
         f"{result.source_records} source record(s), {result.rows_removed_total} warehouse rows removed"
     )
     for table, n in result.rows_removed.items():

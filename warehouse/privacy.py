@@ -559,6 +559,7 @@ class ErasureResult:
 
     subject: str
     customers: int
+    former_ids: int
     source_records: int
     rows_removed: dict[str, int]
     exports_rewritten: list[str]
@@ -674,6 +675,11 @@ def _delete_landing(landing_dir: Path) -> int:
     return n
 
 
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -712,6 +718,7 @@ def forget(
     for leftover in (tmp, Path(str(tmp) + ".wal")):
         leftover.unlink(missing_ok=True)
 
+    seen = _identity(published)
     con = duckdb.connect(str(tmp))
     try:
         con.execute(f"ATTACH '{_sql_path(published)}' AS pub (READ_ONLY)")
@@ -755,6 +762,12 @@ def forget(
         con.close()
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        if _identity(published) != seen:
+            # A night was published meanwhile: swapping ours in would throw that night away.
+            raise PrivacyError(
+                "the warehouse was published again while forgetting; nothing replaced: run "
+                "the same `scv forget` again"
+            )
         os.replace(tmp, published)
         _fsync_dir(published.parent)
     except BaseException:
@@ -768,7 +781,8 @@ def forget(
 
     result = ErasureResult(
         subject=subject_hash[: P.HASH_PREFIX],
-        customers=len(subject.customer_ids),
+        customers=len(subject.current_ids),
+        former_ids=len(subject.customer_ids) - len(subject.current_ids),
         source_records=len(subject.records),
         rows_removed={t: n for t, n in removed.items() if n},
         exports_rewritten=exported,
@@ -785,6 +799,7 @@ def forget(
             "subject": subject_hash,
             "identified_by": lookup.kind,
             "customers": result.customers,
+            "former_customer_ids": result.former_ids,
             "source_records": result.source_records,
             "rows_removed": removed,
             "rows_removed_total": result.rows_removed_total,

@@ -263,7 +263,8 @@ def test_forget_removes_the_person_from_every_table_and_export(project, capsys):
     staging_before = store.staging.exists()
     assert main(["forget", "--config", str(cfg.config_path), "--email", " ALICE.Smith@gmail.com "]) == 0
     out = capsys.readouterr().out
-    assert "2 customer(s), 2 source record(s)" in out  # C1 and its retired id C9
+    # C1 and its id of before a merge, C9
+    assert "1 customer (and 1 former customer id(s)), 2 source record(s)" in out
     assert "alice" not in out.lower() and "@" not in out
 
     after = counts(store.published)
@@ -352,7 +353,7 @@ def test_suppression_and_log_hold_keyed_hashes_only(project, monkeypatch):
     entry = log[0]
     assert entry["subject"] == keyed("alicesmith@gmail.com")
     assert entry["identified_by"] == "email"
-    assert entry["customers"] == 2 and entry["source_records"] == 2
+    assert (entry["customers"], entry["former_customer_ids"], entry["source_records"]) == (1, 1, 2)
     assert entry["rows_removed"]["touchpoint"] == 4
     assert datetime.fromisoformat(entry["erased_at"])
 
@@ -395,7 +396,7 @@ def test_forget_needs_exactly_one_identifier(project):
 def test_forget_by_phone_or_customer_id(project, lookup):
     cfg, store = project
     result = wp.forget(store, cfg.data_dir, KEY, lookup, HINTS)
-    assert result.customers == 2
+    assert (result.customers, result.former_ids) == (1, 1)
     assert not any(ids & ALICE_IDS for ids in ids_in(store.published).values())
 
 
@@ -432,7 +433,7 @@ def test_crash_while_copying_leaves_the_published_warehouse_whole(project, monke
     # a rerun finishes the job
     monkeypatch.setattr(wp, "_copy_table_without", real)
     result = wp.forget(store, cfg.data_dir, KEY, Lookup("email", ALICE_EMAIL), HINTS)
-    assert result.customers == 2 and result.suppression_added == 0
+    assert result.customers == 1 and result.suppression_added == 0
     assert "C1" not in ids_in(store.published)["customer"]
 
 
@@ -619,3 +620,18 @@ def test_identifiers_shared_with_someone_else_are_not_suppressed(project):
     assert P.hash_identifier("shop:a1", KEY) in suppressed  # her record still is, by id
     assert ids_in(store.published)["person_record"] == {"C2"}
     assert wp.read_erasure_log(cfg.data_dir)[0]["identifiers_shared_not_suppressed"] == 1
+
+
+def test_a_night_published_meanwhile_is_not_overwritten(project, monkeypatch):
+    cfg, store = project
+    real = wp._rewrite_exports
+
+    def publish_during_forget(*args, **kwargs):
+        done = real(*args, **kwargs)
+        store.publish()  # the nightly run swaps in a new warehouse at this moment
+        return done
+
+    monkeypatch.setattr(wp, "_rewrite_exports", publish_during_forget)
+    with pytest.raises(PrivacyError, match="published again while forgetting"):
+        wp.forget(store, cfg.data_dir, KEY, Lookup("email", ALICE_EMAIL), HINTS)
+    assert not store.published.with_name(store.published.name + ".forgetting").exists()
