@@ -2,6 +2,9 @@
 
 A number is read in the region of its record's country, else the source's `default_country`,
 else with no region (then only numbers written internationally, `+44…` or `0044…`, can be read).
+A number starting with `00` that the region cannot read is read as international (`00` → `+`):
+systems store numbers as dialled from their own country, so a GB CRM holds a US customer's
+number as `001 212 …` although the US itself dials out with `011`.
 It must be a *valid* number for phonenumbers (a real numbering-plan range, right length), not
 merely a possible one. Placeholders (rule `placeholder`) are text such as `n/a`, digit strings
 of one repeated digit (`0000000000`, `0`) and, 7 digits or longer, of one repeated digit or a
@@ -257,15 +260,21 @@ def _to_e164_fast(number: str, region: str | None):
     return f"+{cc}{rest}" if valid else None
 
 
-def _to_e164(pair: str) -> str | None:
-    region, _, number = pair.partition("|")
-    region = region or None
-    if region is None and number.startswith("00"):
-        number = "+" + number[2:]
+def _read(number: str, region: str | None) -> str | None:
     if region is None and "+" not in number and "\uff0b" not in number:
         return None  # phonenumbers refuses a national number without a region
     fast = _to_e164_fast(number, region)
     return _to_e164_library(number, region) if fast is _SLOW else fast
+
+
+def _to_e164(pair: str) -> str | None:
+    region, _, number = pair.partition("|")
+    found = _read(number, region or None)
+    if found is None and number.startswith("00"):
+        # 00 is the international prefix nearly everywhere, and no national number starts with
+        # it: `001 212 …` in a GB system is a US number even though the US dials out with 011.
+        found = _read("+" + number[2:], None)
+    return found
 
 
 def standardise_phones(
