@@ -1,0 +1,30 @@
+"""Probabilistic identity resolution with Splink: which source records are the same person.
+
+The assets call a small surface: `available_fields`, `train_model`, `model_covers`,
+`link_and_dedupe`, `predict_incremental`, `cluster_edges`, `write_charts`, with
+`LinkageSettings` built from the config's `linkage:` block. Internals live in the submodules:
+`fields` (match fields, blocking keys), `comparisons` (the Splink specification), `model`
+(training, the model document), `guards` (hard conflicts), `clustering`, `predict`, `charts`,
+`engine` (the one place a Splink database API is built) and `evaluation` (accuracy metrics
+for the benchmark).
+"""
+
+from .charts import write_charts
+from .clustering import cluster_edges
+from .fields import available_fields
+from .model import model_covers, read_labels, train_model
+from .predict import LinkageResult, link_and_dedupe, predict_incremental
+from .settings import LinkageSettings
+
+__all__ = [
+    "LinkageResult",
+    "LinkageSettings",
+    "available_fields",
+    "cluster_edges",
+    "link_and_dedupe",
+    "model_covers",
+    "predict_incremental",
+    "read_labels",
+    "train_model",
+    "write_charts",
+]

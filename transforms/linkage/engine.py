@@ -1,0 +1,52 @@
+"""The one place that builds Splink's database API for linkage (DuckDB by default, or Spark).
+
+Everything in `transforms.linkage` that needs a SQL engine asks `make_db_api`; nothing else opens
+a DuckDB connection or a Spark session for linkage.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+if TYPE_CHECKING:
+    from .settings import LinkageSettings
+
+__all__ = ["EngineUnavailableError", "make_db_api"]
+
+
+class EngineUnavailableError(RuntimeError):
+    """The configured `linkage.engine` cannot be started in this environment."""
+
+
+def make_db_api(settings: LinkageSettings) -> Any:
+    """A fresh Splink database API for one linkage job.
+
+    'duckdb' gets its own in-memory connection (threads capped by `settings.threads`, so the
+    nightly job shares the machine politely). 'spark' reuses or starts a local SparkSession;
+    pyspark is imported only here, and only then.
+    """
+    if settings.engine == "duckdb":
+        from splink import DuckDBAPI
+
+        con = duckdb.connect(":memory:")
+        con.execute(f"SET threads = {int(settings.threads)}")
+        # Splink's intermediate tables do not need row order; dropping it saves memory.
+        con.execute("SET preserve_insertion_order = false")
+        return DuckDBAPI(connection=con)
+    if settings.engine == "spark":
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise EngineUnavailableError(
+                "linkage.engine is 'spark' but pyspark is not installed; "
+                "`pip install pyspark` or set linkage.engine: duckdb"
+            ) from exc
+        from splink import SparkAPI
+
+        spark = SparkSession.builder.appName("scv-linkage").getOrCreate()
+        return SparkAPI(spark_session=spark)
+    raise EngineUnavailableError(
+        f"linkage.engine: unknown engine {settings.engine!r} (use 'duckdb' or 'spark')"
+    )

@@ -1,0 +1,217 @@
+"""Scoring candidate pairs with a trained model, and turning them into clusters."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from splink import Linker
+
+from .clustering import CLUSTER_COLUMNS, cluster_with_metrics
+from .engine import make_db_api
+from .fields import GUARD_COLUMNS, prepare_frame
+from .model import MODEL_FORMAT
+from .settings import LinkageSettings
+
+__all__ = [
+    "EDGE_COLUMNS",
+    "LinkageResult",
+    "candidate_pairs",
+    "link_and_dedupe",
+    "predict_incremental",
+]
+
+EDGE_COLUMNS = ["unique_id_l", "unique_id_r", "match_probability", "match_weight"]
+
+
+@dataclass
+class LinkageResult:
+    """What a linkage run produces.
+
+    `clusters`: one row per input record (`unique_id, source, source_record_id, cluster_key,
+    match_probability`; 1.0 for a record alone). `edges`: scored candidate pairs with
+    probability at or above `settings.edge_floor` (`unique_id_l, unique_id_r,
+    match_probability, match_weight`), kept so a later night can re-cluster without rescoring.
+    `metrics`: records, candidate pairs, edges above threshold, vetoed edges, split clusters,
+    clusters, seconds per phase.
+    """
+
+    clusters: pd.DataFrame
+    edges: pd.DataFrame
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_model(model: dict[str, Any]) -> None:
+    if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
+        raise ValueError("model: not a linkage model document (train_model's output)")
+
+
+def _empty_edges() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "unique_id_l": pd.array([], dtype="string"),
+            "unique_id_r": pd.array([], dtype="string"),
+            "match_probability": pd.array([], dtype="float64"),
+            "match_weight": pd.array([], dtype="float64"),
+        }
+    )
+
+
+def _nodes(persons: pd.DataFrame) -> pd.DataFrame:
+    keep = ["unique_id", "source", "source_record_id", *GUARD_COLUMNS]
+    return persons[[c for c in keep if c in persons.columns]]
+
+
+def _linker(frame: pd.DataFrame, model: dict[str, Any], db_api: Any, **overrides: Any) -> Linker:
+    sdf = db_api.register(frame, dataset_display_name="persons")
+    splink_settings = copy.deepcopy(model["splink"])
+    splink_settings.update(overrides)
+    return Linker(sdf, splink_settings, log_level=None)
+
+
+def _edges_frame(linker: Linker, sdf: Any) -> pd.DataFrame:
+    sql = f"SELECT {', '.join(EDGE_COLUMNS)} FROM {sdf.physical_name}"
+    df = linker.misc.query_sql(sql, output_type="pandas")
+    out = pd.DataFrame(
+        {
+            "unique_id_l": df["unique_id_l"].astype("string"),
+            "unique_id_r": df["unique_id_r"].astype("string"),
+            "match_probability": df["match_probability"].astype("float64"),
+            "match_weight": df["match_weight"].astype("float64"),
+        }
+    )
+    return out.sort_values(["unique_id_l", "unique_id_r"], kind="stable").reset_index(drop=True)
+
+
+def link_and_dedupe(
+    persons: pd.DataFrame, model: dict[str, Any], settings: LinkageSettings
+) -> LinkageResult:
+    """Score candidate pairs of `persons` with `model`, and cluster them with the guards.
+
+    `persons` is the standardised persons frame of every source together. Columns the model
+    needs but the frame lacks are treated as empty.
+    """
+    _check_model(model)
+    metrics: dict[str, Any] = {"records": len(persons), "model_version": model.get("version")}
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if model.get("splink") is None or len(persons) < 2:
+        edges = _empty_edges()
+        metrics["candidate_pairs"] = 0
+    else:
+        frame = prepare_frame(persons, model["fields"], model["blocking_keys"])
+        db_api = make_db_api(settings)
+        linker = _linker(frame, model, db_api)
+        seconds["prepare"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        blocked = linker.inference.compute_blocked_pairs_for_predict()
+        metrics["candidate_pairs"] = _count(linker, blocked)
+        seconds["blocking"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        preds = linker.inference.predict(
+            threshold_match_probability=settings.edge_floor or None, warning_mode="never"
+        )
+        edges = _edges_frame(linker, preds)
+        seconds["predict"] = time.perf_counter() - t0
+    metrics["edges"] = len(edges)
+
+    t0 = time.perf_counter()
+    clusters, cm = cluster_with_metrics(
+        _nodes(persons), edges, settings.threshold, guards=settings.guards
+    )
+    seconds["cluster"] = time.perf_counter() - t0
+    metrics.update({k: v for k, v in cm.items() if k not in ("records", "edges")})
+    metrics["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    return LinkageResult(clusters=clusters[CLUSTER_COLUMNS], edges=edges, metrics=metrics)
+
+
+def _count(linker: Linker, sdf: Any) -> int:
+    df = linker.misc.query_sql(f"SELECT count(*) AS n FROM {sdf.physical_name}", output_type="pandas")
+    return int(df["n"].iloc[0])
+
+
+def candidate_pairs(
+    persons: pd.DataFrame, model: dict[str, Any], settings: LinkageSettings
+) -> pd.DataFrame:
+    """Every candidate pair the model's blocking rules generate (`unique_id_l, unique_id_r,
+    match_key`), unscored: for measuring blocking recall."""
+    _check_model(model)
+    if model.get("splink") is None or len(persons) < 2:
+        return pd.DataFrame({"unique_id_l": [], "unique_id_r": [], "match_key": []})
+    frame = prepare_frame(persons, model["fields"], model["blocking_keys"])
+    db_api = make_db_api(settings)
+    linker = _linker(frame, model, db_api)
+    blocked = linker.inference.compute_blocked_pairs_for_predict()
+    # Splink names the id columns of its blocked-pairs table join_key_l / join_key_r.
+    sql = (
+        f"SELECT join_key_l AS unique_id_l, join_key_r AS unique_id_r, match_key "
+        f"FROM {blocked.physical_name}"
+    )
+    return linker.misc.query_sql(sql, output_type="pandas")
+
+
+def predict_incremental(
+    new_persons: pd.DataFrame,
+    existing_persons: pd.DataFrame,
+    model: dict[str, Any],
+    settings: LinkageSettings,
+) -> pd.DataFrame:
+    """Edges for a night's new or changed records: new x existing and new x new.
+
+    Uses Splink's `predict_between` and `predict_within`, with term frequencies taken from
+    existing + new records together. A record present in both frames counts as new (its
+    changed version). Returns `unique_id_l, unique_id_r, match_probability, match_weight`
+    at or above `settings.edge_floor`; cluster them with the stored edges (minus those of
+    changed or deleted records) through `cluster_edges`.
+    """
+    _check_model(model)
+    if model.get("splink") is None or len(new_persons) == 0:
+        return _empty_edges()
+    new_ids = set(new_persons["unique_id"].astype("string"))
+    existing = existing_persons[~existing_persons["unique_id"].astype("string").isin(new_ids)]
+    both = pd.concat([existing, new_persons], ignore_index=True)
+    frame = prepare_frame(both, model["fields"], model["blocking_keys"])
+    is_new = frame["unique_id"].isin(new_ids).to_numpy()
+
+    db_api = make_db_api(settings)
+    linker = _linker(frame, model, db_api)
+    for col in _tf_columns(model):
+        linker.table_management.compute_tf_table(col)
+    floor = settings.edge_floor or None
+    new_sdf = db_api.register(frame[is_new].reset_index(drop=True), dataset_display_name="new")
+    parts = []
+    if is_new.sum() >= 2:
+        within = linker.inference.predict_within(
+            new_sdf, threshold_match_probability=floor, warning_mode="never"
+        )
+        parts.append(_edges_frame(linker, within))
+    if (~is_new).sum() >= 1:
+        old_sdf = db_api.register(
+            frame[~is_new].reset_index(drop=True), dataset_display_name="existing"
+        )
+        between = linker.inference.predict_between(
+            old_sdf, new_sdf, threshold_match_probability=floor, warning_mode="never"
+        )
+        parts.append(_edges_frame(linker, between))
+    if not parts:
+        return _empty_edges()
+    edges = pd.concat(parts, ignore_index=True)
+    # Same orientation as a full run: smaller id on the left.
+    swap = edges["unique_id_l"] > edges["unique_id_r"]
+    edges.loc[swap, ["unique_id_l", "unique_id_r"]] = edges.loc[
+        swap, ["unique_id_r", "unique_id_l"]
+    ].to_numpy()
+    return edges.sort_values(["unique_id_l", "unique_id_r"], kind="stable").reset_index(drop=True)
+
+
+def _tf_columns(model: dict[str, Any]) -> list[str]:
+    cols = []
+    for comp in model["splink"].get("comparisons", []):
+        for level in comp.get("comparison_levels", []):
+            col = level.get("tf_adjustment_column")
+            if col and col not in cols:
+                cols.append(col)
+    return cols

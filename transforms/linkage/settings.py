@@ -1,0 +1,79 @@
+"""How a linkage run is tuned: the `linkage:` block of the config, as a plain dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sources.config import LinkageConfig
+
+__all__ = ["DEFAULT_THRESHOLD", "EDGE_FLOOR", "LinkageSettings"]
+
+#: Match probability above which two records are linked. Chosen from the precision/recall
+#: curve measured on the demo company (bench/linkage.py): see the README.
+DEFAULT_THRESHOLD = 0.9
+
+#: Scored candidate pairs below this probability are dropped; the rest are kept as edges so an
+#: incremental night can re-cluster old + new edges without rescoring old pairs.
+EDGE_FLOOR = 0.01
+
+
+@dataclass(frozen=True)
+class LinkageSettings:
+    """Knobs of the linkage stage.
+
+    `engine` picks Splink's backend ('duckdb' in-process, or 'spark'); `threshold` is the match
+    probability that accepts a link; `u_max_pairs` / `em_max_pairs` size the random-sampling and
+    EM training passes; `seed` makes the u sampling reproducible; `labels` is an optional CSV of
+    clerical labels (`unique_id_l, unique_id_r, is_match`) used to estimate m instead of EM.
+    `guards` switches the hard-conflict vetoes and cluster splitting (on in production; off only
+    to measure what they buy). `threads` caps DuckDB's worker threads.
+    """
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    threshold: float = DEFAULT_THRESHOLD
+    u_max_pairs: float = 1e7
+    em_max_pairs: float = 5e6
+    seed: int = 42
+    labels: Path | None = None
+    edge_floor: float = EDGE_FLOOR
+    guards: bool = True
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("duckdb", "spark"):
+            raise ValueError(f"linkage.engine: must be 'duckdb' or 'spark', got {self.engine!r}")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"linkage.threshold: must be between 0 and 1, got {self.threshold}")
+        if not 0 <= self.edge_floor <= self.threshold:
+            raise ValueError(
+                f"linkage.edge_floor: must be between 0 and the threshold, got {self.edge_floor}"
+            )
+        if self.u_max_pairs < 1 or self.em_max_pairs < 1:
+            raise ValueError("linkage.u_max_pairs / em_max_pairs: must be positive")
+
+    @classmethod
+    def from_config(cls, cfg: LinkageConfig, **overrides: Any) -> LinkageSettings:
+        """Build settings from the validated `linkage:` config block (`sources.config`)."""
+        values: dict[str, Any] = {
+            "engine": cfg.engine,
+            "threshold": cfg.threshold,
+            "u_max_pairs": cfg.u_max_pairs,
+            "em_max_pairs": cfg.em_max_pairs,
+            "seed": cfg.seed,
+            "labels": cfg.labels,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def training_key(self) -> dict[str, Any]:
+        """The settings that change a trained model (they go into its version hash)."""
+        return {
+            "engine": self.engine,
+            "u_max_pairs": float(self.u_max_pairs),
+            "em_max_pairs": float(self.em_max_pairs),
+            "seed": int(self.seed),
+            "labels": self.labels.name if self.labels else None,
+        }
