@@ -12,7 +12,7 @@ for the benchmark).
 from .charts import write_charts
 from .clustering import cluster_edges
 from .fields import available_fields
-from .model import model_covers, read_labels, train_model
+from .model import model_covers, model_meta, read_labels, train_model
 from .predict import LinkageResult, link_and_dedupe, predict_incremental
 from .settings import LinkageSettings
 
@@ -23,6 +23,7 @@ __all__ = [
     "cluster_edges",
     "link_and_dedupe",
     "model_covers",
+    "model_meta",
     "predict_incremental",
     "read_labels",
     "train_model",

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .engine import make_db_api
 from .fields import prepare_frame
+from .model import splink_settings
 from .predict import LinkageResult, _check_model, _linker
 from .settings import LinkageSettings
 
@@ -40,7 +41,7 @@ def write_charts(
     cluster), and `waterfall` (one Splink waterfall page over up to `sample` accepted links,
     picked deterministically). A model without comparisons only gets `cluster_sizes`.
     """
-    _check_model(model)
+    meta = _check_model(model)
     settings = settings or LinkageSettings()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,10 +50,10 @@ def write_charts(
     path = out_dir / "cluster_sizes.html"
     path.write_text(cluster_size_html(result.clusters), encoding="utf-8")
     written["cluster_sizes"] = path
-    if model.get("splink") is None or len(persons) < 2:
+    if splink_settings(model) is None or len(persons) < 2:
         return written
 
-    frame = prepare_frame(persons, model["fields"], model["blocking_keys"])
+    frame = prepare_frame(persons, meta["fields"], meta["blocking_keys"])
     linker = _linker(
         frame,
         model,

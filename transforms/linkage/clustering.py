@@ -64,6 +64,12 @@ def cluster_with_metrics(
     for col in ("unique_id_l", "unique_id_r", "match_probability"):
         if col not in edges.columns:
             raise ValueError(f"edges: column {col!r} is missing")
+    missing = [c for c in ("first_name_std", "dob") if c not in nodes.columns]
+    if guards and missing:
+        raise ValueError(
+            f"nodes: guard column(s) {missing} missing; pass the standardised persons frame "
+            "(the guards read first names and birth dates) or guards=False"
+        )
     nodes = nodes.sort_values("unique_id", kind="stable").reset_index(drop=True)
     ids = nodes["unique_id"].astype("string").to_numpy(dtype=object)
     if pd.Series(ids).duplicated().any():

@@ -1,8 +1,9 @@
 """Training the linkage model, and the JSON document it is kept as between nights.
 
-The model document wraps Splink's own `save_model_to_json` output (key `splink`) with what we
-need to use it safely later: the match fields and blocking keys it was built for, a version
-hash of its specification, and training figures (pairs used, seconds, m/u per level).
+The model document is Splink's own `save_model_to_json` output (loadable by Splink once the
+`scv` key is removed) plus, under `scv`, what we need to use it safely later: the match fields
+and blocking keys it was built for, a version hash of its specification, when it was made, and
+training figures (pairs used, seconds, m/u per level).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "LabelsError",
     "model_covers",
+    "model_meta",
     "read_labels",
+    "splink_settings",
     "train_model",
 ]
 
@@ -88,17 +91,37 @@ def read_labels(path: Path) -> pd.DataFrame:
     )
 
 
+def model_meta(model: dict[str, Any]) -> dict[str, Any]:
+    """Our part of a model document (`model["scv"]`): format, version, fields, blocking keys,
+    created_at, training figures. Raises ValueError for anything that is not a model."""
+    meta = model.get("scv") if isinstance(model, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise ValueError("model: not a linkage model document (train_model's output)")
+    return meta
+
+
+def splink_settings(model: dict[str, Any]) -> dict[str, Any] | None:
+    """Splink's part of a model document (what `save_model_to_json` wrote), or None for a
+    model without comparisons (a dataset with no person fields)."""
+    model_meta(model)
+    if not model.get("comparisons"):
+        return None
+    return copy.deepcopy({k: v for k, v in model.items() if k != "scv"})
+
+
 def model_covers(model: dict[str, Any] | None, fields: Sequence[str]) -> bool:
     """Whether `model` was trained for exactly these match fields (and this model format).
 
     The caller retrains when this is False: a field added to the config would otherwise be
     ignored, and a field removed would leave a comparison that only ever sees nulls.
     """
-    if not model or model.get("format") != MODEL_FORMAT:
+    try:
+        meta = model_meta(model or {})
+    except ValueError:
         return False
-    if model.get("format_version") != MODEL_FORMAT_VERSION:
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
         return False
-    return sorted(model.get("fields", [])) == sorted(fields)
+    return sorted(meta.get("fields", [])) == sorted(fields)
 
 
 def _spec_version(spec: dict[str, Any], settings: LinkageSettings, fields: list[str]) -> str:
@@ -138,7 +161,7 @@ def train_model(
     spec = build_settings(fields, keys)
     dialect = "spark" if settings.engine == "spark" else "duckdb"
     spec_dict = spec.create_settings_dict(dialect)
-    doc: dict[str, Any] = {
+    meta: dict[str, Any] = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
         "version": _spec_version(spec_dict, settings, fields),
@@ -147,11 +170,10 @@ def train_model(
         "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
         "settings": settings.training_key(),
         "training": {"records": len(persons)},
-        "splink": None,
     }
     if not comparison_plan(fields) or len(persons) < 2:
         # Nothing to compare on: every record will be its own customer.
-        return doc
+        return {"scv": meta}
 
     if labels is None and settings.labels is not None:
         labels = read_labels(settings.labels)
@@ -192,8 +214,7 @@ def train_model(
     # A random id of this Python object: it would make two identical trainings differ.
     splink_model.pop("linker_uid", None)
     capped = _sanitise_weights(splink_model, spec_dict, u_info["unseen"])
-    doc["splink"] = splink_model
-    doc["training"] = {
+    meta["training"] = {
         "records": len(persons),
         "u_pairs": u_info["pairs"],
         "u_method": u_info["method"],
@@ -203,7 +224,7 @@ def train_model(
         "seconds": {k: round(v, 3) for k, v in timings.items()},
         "parameters": parameters_table(splink_model),
     }
-    return doc
+    return {**splink_model, "scv": meta}
 
 
 def _estimate_prior(linker: Linker, fields: list[str]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +12,7 @@ from splink import Linker
 from .clustering import CLUSTER_COLUMNS, cluster_with_metrics
 from .engine import make_db_api
 from .fields import GUARD_COLUMNS, prepare_frame
-from .model import MODEL_FORMAT
+from .model import model_meta, splink_settings
 from .settings import LinkageSettings
 
 __all__ = [
@@ -44,9 +43,8 @@ class LinkageResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_model(model: dict[str, Any]) -> None:
-    if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
-        raise ValueError("model: not a linkage model document (train_model's output)")
+def _check_model(model: dict[str, Any]) -> dict[str, Any]:
+    return model_meta(model)
 
 
 def _empty_edges() -> pd.DataFrame:
@@ -62,14 +60,18 @@ def _empty_edges() -> pd.DataFrame:
 
 def _nodes(persons: pd.DataFrame) -> pd.DataFrame:
     keep = ["unique_id", "source", "source_record_id", *GUARD_COLUMNS]
-    return persons[[c for c in keep if c in persons.columns]]
+    nodes = persons[[c for c in keep if c in persons.columns]].copy()
+    for col in GUARD_COLUMNS:
+        if col not in nodes.columns:
+            nodes[col] = pd.Series(pd.NA, index=nodes.index, dtype="string")
+    return nodes
 
 
 def _linker(frame: pd.DataFrame, model: dict[str, Any], db_api: Any, **overrides: Any) -> Linker:
     sdf = db_api.register(frame, dataset_display_name="persons")
-    splink_settings = copy.deepcopy(model["splink"])
-    splink_settings.update(overrides)
-    return Linker(sdf, splink_settings, log_level=None)
+    settings = splink_settings(model) or {}
+    settings.update(overrides)
+    return Linker(sdf, settings, log_level=None)
 
 
 def _edges_frame(linker: Linker, sdf: Any) -> pd.DataFrame:
@@ -94,15 +96,15 @@ def link_and_dedupe(
     `persons` is the standardised persons frame of every source together. Columns the model
     needs but the frame lacks are treated as empty.
     """
-    _check_model(model)
-    metrics: dict[str, Any] = {"records": len(persons), "model_version": model.get("version")}
+    meta = _check_model(model)
+    metrics: dict[str, Any] = {"records": len(persons), "model_version": meta.get("version")}
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    if model.get("splink") is None or len(persons) < 2:
+    if splink_settings(model) is None or len(persons) < 2:
         edges = _empty_edges()
         metrics["candidate_pairs"] = 0
     else:
-        frame = prepare_frame(persons, model["fields"], model["blocking_keys"])
+        frame = prepare_frame(persons, meta["fields"], meta["blocking_keys"])
         db_api = make_db_api(settings)
         linker = _linker(frame, model, db_api)
         seconds["prepare"] = time.perf_counter() - t0
@@ -138,10 +140,10 @@ def candidate_pairs(
 ) -> pd.DataFrame:
     """Every candidate pair the model's blocking rules generate (`unique_id_l, unique_id_r,
     match_key`), unscored: for measuring blocking recall."""
-    _check_model(model)
-    if model.get("splink") is None or len(persons) < 2:
+    meta = _check_model(model)
+    if splink_settings(model) is None or len(persons) < 2:
         return pd.DataFrame({"unique_id_l": [], "unique_id_r": [], "match_key": []})
-    frame = prepare_frame(persons, model["fields"], model["blocking_keys"])
+    frame = prepare_frame(persons, meta["fields"], meta["blocking_keys"])
     db_api = make_db_api(settings)
     linker = _linker(frame, model, db_api)
     blocked = linker.inference.compute_blocked_pairs_for_predict()
@@ -167,13 +169,13 @@ def predict_incremental(
     at or above `settings.edge_floor`; cluster them with the stored edges (minus those of
     changed or deleted records) through `cluster_edges`.
     """
-    _check_model(model)
-    if model.get("splink") is None or len(new_persons) == 0:
+    meta = _check_model(model)
+    if splink_settings(model) is None or len(new_persons) == 0:
         return _empty_edges()
     new_ids = set(new_persons["unique_id"].astype("string"))
     existing = existing_persons[~existing_persons["unique_id"].astype("string").isin(new_ids)]
     both = pd.concat([existing, new_persons], ignore_index=True)
-    frame = prepare_frame(both, model["fields"], model["blocking_keys"])
+    frame = prepare_frame(both, meta["fields"], meta["blocking_keys"])
     is_new = frame["unique_id"].isin(new_ids).to_numpy()
 
     db_api = make_db_api(settings)
@@ -209,7 +211,7 @@ def predict_incremental(
 
 def _tf_columns(model: dict[str, Any]) -> list[str]:
     cols = []
-    for comp in model["splink"].get("comparisons", []):
+    for comp in (splink_settings(model) or {}).get("comparisons", []):
         for level in comp.get("comparison_levels", []):
             col = level.get("tf_adjustment_column")
             if col and col not in cols:
