@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from datetime import date, datetime, timezone
@@ -66,16 +67,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from dagster_project.definitions import nightly_job_from_env
 
-    run_config = {}
+    # INFO keeps the progress lines of long steps and drops Dagster's per-event DEBUG chatter.
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if args.retrain:
-        run_config = {"ops": {"linkage_model": {"config": {"retrain": True}}}}
+        run_config["ops"] = {"linkage_model": {"config": {"retrain": True}}}
     tags = {"dagster/partition": as_of.isoformat(), "scv/trigger": "cli"}
     if args.full:
         tags["scv/full"] = "true"
     print(f"scv run: as of {as_of}, config {cfg.config_path}", flush=True)
-    with dg.DagsterInstance.get() as instance:
+    job = dg.reconstructable(nightly_job_from_env)
+    # Dagster memoises the last loaded definition per code pointer; the pointer is the same for
+    # every config, so a second `scv run` in one process must not reuse the first one's job.
+    type(job).get_definition.cache_clear()
+    type(job).get_repository_definition.cache_clear()
+    # Dagster's log lines go to stdout: stderr carries only the one-line reason of a failure.
+    with dg.DagsterInstance.get() as instance, contextlib.redirect_stderr(sys.stdout):
         result = dg.execute_job(
-            dg.reconstructable(nightly_job_from_env),
+            job,
             instance=instance,
             run_config=run_config,
             tags=tags,
@@ -93,7 +101,7 @@ def first_failure(result) -> str:
 
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            data = event.event_specific_data.evaluation
+            data = event.event_specific_data
             if not data.passed and data.severity == dg.AssetCheckSeverity.ERROR:
                 desc = data.description or data.check_name
                 return f"{data.asset_key.to_user_string()}: check {data.check_name} failed: {desc}"
@@ -120,7 +128,8 @@ def print_summary(cfg: Config, run_id: str) -> None:
             [run_id],
         ).fetchall()
         rules = con.execute(
-            "SELECT source, rule, count(*) FROM scv.quarantine GROUP BY ALL ORDER BY 1, 3 DESC"
+            "SELECT rule, count(*), string_agg(DISTINCT source, ', ' ORDER BY source) "
+            "FROM scv.quarantine GROUP BY ALL ORDER BY 2 DESC"
         ).fetchall()
         records, customers = con.execute(
             "SELECT count(*), count(DISTINCT customer_id) FROM scv.customer_xref"
@@ -137,7 +146,9 @@ def print_summary(cfg: Config, run_id: str) -> None:
     for s, n_in, n_ok, n_q in runs:
         print(f"{s:<22}{n_in:>10,}{n_ok:>10,}{n_q:>13,}")
     if rules:
-        print("quarantined by rule: " + ", ".join(f"{s}/{r}={n}" for s, r, n in rules))
+        print("quarantined by rule:")
+        for rule, n, where in rules:
+            print(f"  {rule:<20}{n:>8,}  ({where})")
     print(
         f"person records: {records:,}  customers (people found): {customers:,}  "
         f"duplicates merged: {records - customers:,}"

@@ -1,0 +1,135 @@
+"""Write-audit-publish: audit the staged night, publish it atomically, export Parquet for BI."""
+
+
+import dagster as dg
+
+from dagster_project import constants as C
+from dagster_project.assets.common import file_link, night
+from dagster_project.assets.identity import save_linkage_state
+from dagster_project.resources import WarehouseResource
+from sources.config import Config
+from warehouse.audit import audit_staged_warehouse
+from warehouse.report import build_run_report, load_previous_summary, write_run_report
+
+#: Every asset whose tables the publish step copies.
+PUBLISHED_FROM = [
+    "customer_xref",
+    "customer_id_history",
+    "customer",
+    "customer_field_provenance",
+    "person_record",
+    "touchpoint",
+    "consent",
+    "customer_profile",
+    "rfm",
+    "lifecycle",
+    "lifecycle_history",
+    "quarantine",
+    "source_run",
+]
+
+
+def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        group_name=C.GROUP_EXPORTS,
+        partitions_def=partitions,
+        deps=PUBLISHED_FROM,
+        kinds={"duckdb"},
+    )
+    def published_warehouse(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """The warehouse analysts query: the staged night, audited, then swapped in atomically.
+        A failed audit publishes nothing and leaves yesterday's warehouse in place."""
+        with warehouse.store.stage() as con:
+            failures, figures = audit_staged_warehouse(con)
+        if failures:
+            raise dg.Failure(
+                description="audit failed, nothing published: " + "; ".join(failures),
+                metadata={"failures": failures},
+                allow_retries=False,
+            )
+        counts = warehouse.store.publish()
+        save_linkage_state(cfg, warehouse)
+        context.log.info(f"published {sum(counts.values()):,} rows in {len(counts)} tables")
+        return dg.MaterializeResult(
+            metadata={
+                "path": file_link(warehouse.store.published),
+                "rows_by_table": counts,
+                "audits_passed": list(figures),
+                **{k: v for k, v in figures.items() if isinstance(v, (int, float))},
+            }
+        )
+
+    @dg.asset(
+        group_name=C.GROUP_EXPORTS,
+        partitions_def=partitions,
+        deps=[published_warehouse],
+        kinds={"parquet"},
+    )
+    def bi_exports(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """One Parquet file per published table under exports/<table>/, each replaced
+        atomically, and exports/manifest.json (as-of date, run id, row counts, schema)."""
+        n = night(context)
+        manifest = warehouse.store.export_parquet(n.run_id, n.as_of.isoformat())
+        return dg.MaterializeResult(
+            metadata={
+                "folder": file_link(warehouse.store.exports),
+                "manifest": file_link(warehouse.store.exports / "manifest.json"),
+                "rows_by_table": {k: v["rows"] for k, v in manifest["tables"].items()},
+            }
+        )
+
+    @dg.asset(
+        group_name=C.GROUP_EXPORTS,
+        partitions_def=partitions,
+        deps=[published_warehouse],
+        kinds={"html"},
+    )
+    def run_report(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """One self-contained HTML page per run (counts only, no personal data): rows per source,
+        quarantine by rule, people found, merges and splits, segments, stages, change since the
+        previous night."""
+        n = night(context)
+        extra = {"linkage": _linkage_figures(context), "timings": _step_seconds(context)}
+        previous = load_previous_summary(cfg.reports_dir, before=n.as_of)
+        with warehouse.store.read_published() as con:
+            html, summary = build_run_report(con, n.run_id, n.as_of, previous, extra)
+        path = write_run_report(html, summary, cfg.reports_dir, n.run_id)
+        context.log.info(f"run report: {path}")
+        return dg.MaterializeResult(
+            metadata={
+                "report": file_link(path),
+                "latest": file_link(cfg.reports_dir / "latest.html"),
+                **{k: v for k, v in summary.items() if isinstance(v, (int, float))},
+            }
+        )
+
+    return [published_warehouse, bi_exports, run_report]
+
+
+def _linkage_figures(context: dg.AssetExecutionContext) -> dict:
+    """This run's linkage figures, read back from the materialisations recorded in the run."""
+    figures: dict = {}
+    for key in ("linkage_model", "person_clusters"):
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
+        if event is None or event.run_id != context.run_id:
+            continue
+        for name, value in event.asset_materialization.metadata.items():
+            raw = getattr(value, "value", value)
+            if isinstance(raw, (int, float, str, bool)) and not name.startswith("chart_"):
+                figures[name] = raw
+    return figures
+
+
+def _step_seconds(context: dg.AssetExecutionContext) -> dict[str, float]:
+    stats = context.instance.get_run_step_stats(context.run_id)
+    return {
+        s.step_key: round(s.end_time - s.start_time, 2)
+        for s in stats
+        if s.end_time and s.start_time
+    }
