@@ -108,6 +108,8 @@ def first_failure(result) -> str:
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             err = event.event_specific_data.error
+            while err.cause is not None:  # the user's own exception, not Dagster's wrapper
+                err = err.cause
             msg = (err.message or "").strip().splitlines()
             text = msg[0] if msg else "failed"
             # Dagster prefixes user failures with their class name; keep the useful part.

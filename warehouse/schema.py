@@ -67,7 +67,7 @@ TABLES: dict[str, Table] = {
             ("value", "VARCHAR", "Chosen value, as text."),
             ("source", "VARCHAR", "Source system the value was taken from."),
             ("source_record_id", "VARCHAR", "Record id in that source."),
-            ("rule", "VARCHAR", "Survivorship rule that decided (validity, trust, recency, frequency, only)."),
+            ("rule", "VARCHAR", "Survivorship rule that decided (validity, trust, recency, frequency, tiebreak, only)."),
             ("candidates", "INTEGER", "Number of distinct non-null candidate values."),
         ),
         _t(

@@ -200,9 +200,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 rest = persons[~persons["unique_id"].isin(plan.changed)]
                 new_edges = linkage.predict_incremental(changed, rest, model, settings)
                 edges = pd.concat([edges, new_edges], ignore_index=True)
-            clusters = linkage.cluster_edges(
-                persons[["unique_id", "source", "source_record_id"]], edges, settings.threshold
-            )
+            clusters = linkage.cluster_edges(persons, edges, settings.threshold)
             metrics = {
                 "records_rescored": len(changed),
                 "records_deleted": len(plan.deleted),
