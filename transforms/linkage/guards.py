@@ -7,9 +7,10 @@ phone and often an email, which is a lot of evidence. Two facts settle it the ot
   character, two adjacent characters transposed, or day and month swapped). Parent and child
   with the same name, namesakes.
 * **different first name**: both records have one and they are not the same name spelt
-  differently: not equal, not the same canonical name (nickname table), not a typo (edit
-  distance 1, or 2 for names of 7+ letters), not an initial or a prefix of the other, and not
-  first and last name swapped. Twins, couples, siblings sharing a phone or an email.
+  differently: not equal, not linked in the nickname table (bob / robert, sandra / alexandra,
+  either way round), not a typo of the other or of one of its nicknames (edit distance 1, or 2
+  for names of 7+ letters), not an initial or a prefix of the other, and not first and last
+  name swapped. Twins, couples, siblings sharing a phone or an email.
 
 A pair with either conflict is never linked directly (veto), and a cluster holding such a pair
 through a chain of other links is split (see `clustering`).
@@ -121,13 +122,38 @@ def _first_name_conflict(attrs: NodeAttributes, left: np.ndarray, right: np.ndar
 def _names_conflict(f1: str, f2: str, a1, a2, l1, l2) -> bool:
     if (l2 is not None and f1 == l2) or (l1 is not None and f2 == l1):
         return False
-    # Either spelling or canonical form of one name against either of the other: a typo in
-    # a nickname ("jmaes" / "jimmy" -> james) is still the same name.
+    return not _same_first_name(f1, f2, a1, a2)
+
+
+@lru_cache(maxsize=200_000)
+def _same_first_name(f1: str, f2: str, a1, a2) -> bool:
+    """Whether two first names can be one person's: equal, the same canonical name, linked in
+    the nickname table (either way: sandra / alexandra, jack / john), or a typo of one of those
+    (bitly ~ billy, a nickname of william)."""
     left = {f1} if a1 is None else {f1, a1}
     right = {f2} if a2 is None else {f2, a2}
     if left & right:
-        return False
-    return not any(_same_name_spelling(x, y) for x in left for y in right)
+        return True
+    rel_left = set().union(*(_related(x) for x in left))
+    rel_right = set().union(*(_related(x) for x in right))
+    if rel_left & rel_right:
+        return True
+    return any(_same_name_spelling(x, y) for x in left for y in rel_right) or any(
+        _same_name_spelling(x, y) for x in rel_left for y in right
+    )
+
+
+@lru_cache(maxsize=50_000)
+def _related(name: str) -> frozenset[str]:
+    namer = _namer()
+    return frozenset({name, *namer.nicknames_of(name), *namer.canonicals_of(name)})
+
+
+@lru_cache(maxsize=1)
+def _namer():
+    from nicknames import NickNamer
+
+    return NickNamer()
 
 
 @lru_cache(maxsize=200_000)
