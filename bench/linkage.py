@@ -1,4 +1,7 @@
-"""Benchmark identity resolution on the demo company: `python bench/linkage.py [--people 5000,100000] [--full]`.
+"""Benchmark identity resolution on the demo company.
+
+    python bench/linkage.py [--people 5000,100000] [--full]
+
 
 For each size the demo company is generated into data/bench/demo_<people>/ (kept and reused),
 its person sources are read, standardised and linked, and ONE table is printed comparing:
@@ -75,7 +78,11 @@ def _load(people: int, seed: int):
 
 
 def _accuracy(clusters, truth, hard) -> dict:
-    from transforms.linkage.evaluation import bcubed_metrics, hard_negative_merges, pairwise_metrics
+    from transforms.linkage.evaluation import (
+        bcubed_metrics,
+        hard_negative_merges,
+        pairwise_metrics,
+    )
 
     pw = pairwise_metrics(clusters, truth)
     b3 = bcubed_metrics(clusters, truth)
@@ -96,8 +103,19 @@ def _baseline(persons, threshold: float, settings) -> dict:
     from transforms.linkage.engine import make_db_api
 
     raw = persons[
-        ["unique_id", "source", "source_record_id", "first_name", "last_name", "email", "phone",
-         "date_of_birth", "address_line", "postcode", "city"]
+        [
+            "unique_id",
+            "source",
+            "source_record_id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "date_of_birth",
+            "address_line",
+            "postcode",
+            "city",
+        ]
     ].copy()
     for c in raw.columns[3:]:
         raw[c] = raw[c].astype("string").str.strip().replace("", None)
@@ -130,7 +148,9 @@ def _baseline(persons, threshold: float, settings) -> dict:
     linker.training.estimate_probability_two_random_records_match(
         [block_on("first_name", "last_name", "date_of_birth"), block_on("email")], recall=0.7
     )
-    linker.training.estimate_u_using_random_sampling(max_pairs=settings.u_max_pairs, seed=settings.seed)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=settings.u_max_pairs, seed=settings.seed
+    )
     for rule in (block_on("date_of_birth"), block_on("first_name", "last_name")):
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule, max_pairs=settings.em_max_pairs
@@ -139,7 +159,9 @@ def _baseline(persons, threshold: float, settings) -> dict:
     t = time.perf_counter()
     blocked = linker.inference.compute_blocked_pairs_for_predict()
     out["candidate_pairs"] = int(
-        linker.misc.query_sql(f"SELECT count(*) AS n FROM {blocked.physical_name}", "pandas")["n"][0]
+        linker.misc.query_sql(f"SELECT count(*) AS n FROM {blocked.physical_name}", "pandas")["n"][
+            0
+        ]
     )
     pairs = linker.misc.query_sql(
         f"SELECT join_key_l AS unique_id_l, join_key_r AS unique_id_r FROM {blocked.physical_name}",
@@ -149,12 +171,16 @@ def _baseline(persons, threshold: float, settings) -> dict:
     out["predict"] = time.perf_counter() - t
     t = time.perf_counter()
     cc = cluster_pairwise_predictions_at_threshold(
-        raw[["unique_id"]], preds, db_api, node_id_column_name="unique_id",
+        raw[["unique_id"]],
+        preds,
+        db_api,
+        node_id_column_name="unique_id",
         threshold_match_probability=threshold,
     ).as_pandas_dataframe()
     out["cluster"] = time.perf_counter() - t
     clusters = raw[["unique_id", "source", "source_record_id"]].merge(
-        cc[["unique_id", "cluster_id"]].rename(columns={"cluster_id": "cluster_key"}), on="unique_id"
+        cc[["unique_id", "cluster_id"]].rename(columns={"cluster_id": "cluster_key"}),
+        on="unique_id",
     )
     return {"clusters": clusters, "pairs": pairs, **out}
 
@@ -163,7 +189,12 @@ def _one(people: int, seed: int, threshold: float | None, baseline: bool) -> dic
     """Runs in the child process: everything for one company size."""
     sys.path.insert(0, str(ROOT))
     logging.getLogger("splink").setLevel(logging.ERROR)
-    from transforms.linkage import LinkageSettings, cluster_edges, link_and_dedupe, train_model
+    from transforms.linkage import (
+        LinkageSettings,
+        cluster_edges,
+        link_and_dedupe,
+        train_model,
+    )
     from transforms.linkage.evaluation import blocking_recall, true_pairs
     from transforms.linkage.predict import candidate_pairs
 
@@ -190,7 +221,9 @@ def _one(people: int, seed: int, threshold: float | None, baseline: bool) -> dic
         },
         "peak_rss_mib": scv_peak,
         "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
-        "training": {k: model["scv"]["training"].get(k) for k in ("u_pairs", "u_method", "seconds")},
+        "training": {
+            k: model["scv"]["training"].get(k) for k in ("u_pairs", "u_method", "seconds")
+        },
     }
     del cands
     t = time.perf_counter()
@@ -205,14 +238,22 @@ def _one(people: int, seed: int, threshold: float | None, baseline: bool) -> dic
     for th in SWEEP:
         c = cluster_edges(persons, result.edges, th)
         acc = _accuracy(c, truth, hard)
-        res["sweep"][str(th)] = {**acc["pairwise"], "hard_negative_merges": acc["hard_negatives"]["all"][0]}
+        res["sweep"][str(th)] = {
+            **acc["pairwise"],
+            "hard_negative_merges": acc["hard_negatives"]["all"][0],
+        }
     if baseline and len(persons) <= BASELINE_MAX_RECORDS:
         b = _baseline(persons, settings.threshold, settings)
         res["baseline"] = {
             "candidate_pairs": b["candidate_pairs"],
             "blocking_recall": blocking_recall(b["pairs"], tp),
             **_accuracy(b["clusters"], truth, hard),
-            "seconds": {"standardise": 0.0, "train": b["train"], "predict": b["predict"], "cluster": b["cluster"]},
+            "seconds": {
+                "standardise": 0.0,
+                "train": b["train"],
+                "predict": b["predict"],
+                "cluster": b["cluster"],
+            },
         }
     res["peak_rss_mib_all"] = _peak_mib()
     return res
@@ -230,7 +271,10 @@ def _fmt_table(r: dict) -> str:
                 cells.append("-")
         return f"| {label:<34} | " + " | ".join(f"{c:>14}" for c in cells) + " |"
 
-    hn = lambda d: "{}/{} ({:.2%})".format(*d["hard_negatives"]["all"], d["hard_negatives"]["all"][0] / max(d["hard_negatives"]["all"][1], 1))  # noqa: E731
+    def hn(d: dict) -> str:
+        merged, pairs = d["hard_negatives"]["all"]
+        return f"{merged}/{pairs} ({merged / max(pairs, 1):.2%})"
+
     lines = [
         f"\n{r['people']:,} people, {r['records']:,} person records, threshold {r['threshold']}",
         f"| {'':<34} | " + " | ".join(f"{v:>14}" for v in variants) + " |",
@@ -256,13 +300,15 @@ def _fmt_table(r: dict) -> str:
         "false merges by kind (scv | no guards): "
         + ", ".join(
             f"{k} {kinds[k][0]}|{r['no guards']['hard_negatives'][k][0]} of {kinds[k][1]}"
-            for k in kinds if k != "all"
+            for k in kinds
+            if k != "all"
         )
     )
     lines.append(
         "threshold sweep (scv): "
         + "; ".join(
-            f"{th}: P {s['precision']:.4f} R {s['recall']:.4f} F1 {s['f1']:.4f} HN {s['hard_negative_merges']}"
+            f"{th}: P {s['precision']:.4f} R {s['recall']:.4f} F1 {s['f1']:.4f} "
+            f"HN {s['hard_negative_merges']}"
             for th, s in r["sweep"].items()
         )
     )
@@ -278,9 +324,13 @@ def _fmt_table(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--people", default="5000,100000", help="comma-separated company sizes")
-    ap.add_argument("--full", action="store_true", help=f"also run {FULL_PEOPLE:,} people (~1M records)")
+    ap.add_argument(
+        "--full", action="store_true", help=f"also run {FULL_PEOPLE:,} people (~1M records)"
+    )
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--threshold", type=float, help="match threshold (default: the project default)")
+    ap.add_argument(
+        "--threshold", type=float, help="match threshold (default: the project default)"
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the raw-Splink baseline")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -28,21 +28,126 @@ from transforms.linkage.evaluation import pairwise_metrics
 from transforms.linkage.fields import prepare_frame
 from transforms.linkage.guards import NodeAttributes, pair_conflicts
 
-FIRST = (
-    "oliver george harry jack jacob noah charlie thomas oscar william james henry leo alfie "
-    "joshua freddie archie ethan isaac alexander joseph edward samuel max daniel arthur lucas "
-    "olivia amelia isla ava emily sophia grace mia poppy ella lily evie isabella sophie ivy "
-    "freya harper willow charlotte daisy alice florence matilda rosie ruby hannah eleanor"
-).split()
-LAST = (
-    "smith jones taylor brown williams wilson johnson davies robinson wright thompson evans "
-    "walker white roberts green hall wood jackson clarke patel khan lewis james phillips mason "
-    "mitchell rose davis rodriguez cox alexander morgan moore hughes murphy turner hill cooper "
-    "ward harris martin king baker lee allen bell carter parker shaw collins russell"
-).split()
+FIRST = [
+    "oliver",
+    "george",
+    "harry",
+    "jack",
+    "jacob",
+    "noah",
+    "charlie",
+    "thomas",
+    "oscar",
+    "william",
+    "james",
+    "henry",
+    "leo",
+    "alfie",
+    "joshua",
+    "freddie",
+    "archie",
+    "ethan",
+    "isaac",
+    "alexander",
+    "joseph",
+    "edward",
+    "samuel",
+    "max",
+    "daniel",
+    "arthur",
+    "lucas",
+    "olivia",
+    "amelia",
+    "isla",
+    "ava",
+    "emily",
+    "sophia",
+    "grace",
+    "mia",
+    "poppy",
+    "ella",
+    "lily",
+    "evie",
+    "isabella",
+    "sophie",
+    "ivy",
+    "freya",
+    "harper",
+    "willow",
+    "charlotte",
+    "daisy",
+    "alice",
+    "florence",
+    "matilda",
+    "rosie",
+    "ruby",
+    "hannah",
+    "eleanor",
+]
+LAST = [
+    "smith",
+    "jones",
+    "taylor",
+    "brown",
+    "williams",
+    "wilson",
+    "johnson",
+    "davies",
+    "robinson",
+    "wright",
+    "thompson",
+    "evans",
+    "walker",
+    "white",
+    "roberts",
+    "green",
+    "hall",
+    "wood",
+    "jackson",
+    "clarke",
+    "patel",
+    "khan",
+    "lewis",
+    "james",
+    "phillips",
+    "mason",
+    "mitchell",
+    "rose",
+    "davis",
+    "rodriguez",
+    "cox",
+    "alexander",
+    "morgan",
+    "moore",
+    "hughes",
+    "murphy",
+    "turner",
+    "hill",
+    "cooper",
+    "ward",
+    "harris",
+    "martin",
+    "king",
+    "baker",
+    "lee",
+    "allen",
+    "bell",
+    "carter",
+    "parker",
+    "shaw",
+    "collins",
+    "russell",
+]
 NICK = {"william": "bill", "james": "jim", "thomas": "tom", "samuel": "sam", "daniel": "dan"}
 ALIAS = {v: k for k, v in NICK.items()}
-STREETS = "high street|station road|park avenue|church lane|mill road|victoria road".split("|")
+STREETS = [
+    "high street",
+    "station road",
+    "park avenue",
+    "church lane",
+    "mill road",
+    "victoria road",
+]
 CITIES = [("london", "E"), ("leeds", "LS"), ("bristol", "BS"), ("york", "YO")]
 
 COLUMNS = [
@@ -124,7 +229,11 @@ def toy_company(n_people: int = 120, seed: int = 7) -> pd.DataFrame:
         elif kind == 4:
             noise.update(address=f"{90 + pid} new road", postcode=f"NW{pid % 9}1CD", phone=None)
         elif kind == 5:
-            noise["dob"] = p["dob"][:5] + p["dob"][8:] + "-" + p["dob"][5:7] if int(p["dob"][8:]) <= 12 else None
+            noise["dob"] = (
+                p["dob"][:5] + p["dob"][8:] + "-" + p["dob"][5:7]
+                if int(p["dob"][8:]) <= 12
+                else None
+            )
         elif kind == 6:
             noise.update(email=None, phone=None)
         recs.append(_record(p, "shop", 1, **noise))
@@ -134,24 +243,52 @@ def toy_company(n_people: int = 120, seed: int = 7) -> pd.DataFrame:
     # Twins: same surname, birth date, address and phone; different first names.
     a = _person(rng, base, first="amelia", last="hartley", dob="1990-05-17", phone="+447700955501")
     b = _person(
-        rng, base + 1, first="olivia", last="hartley", dob="1990-05-17", phone="+447700955501",
-        address=a["address"], postcode=a["postcode"], city=a["city"],
+        rng,
+        base + 1,
+        first="olivia",
+        last="hartley",
+        dob="1990-05-17",
+        phone="+447700955501",
+        address=a["address"],
+        postcode=a["postcode"],
+        city=a["city"],
     )
     # Father and son of one name at one address, birth dates 30 years apart.
-    c = _person(rng, base + 2, first="george", last="whitfield", dob="1952-03-08", phone="+447700955502")
+    c = _person(
+        rng, base + 2, first="george", last="whitfield", dob="1952-03-08", phone="+447700955502"
+    )
     d = _person(
-        rng, base + 3, first="george", last="whitfield", dob="1982-11-23", phone="+447700955503",
-        address=c["address"], postcode=c["postcode"], city=c["city"],
+        rng,
+        base + 3,
+        first="george",
+        last="whitfield",
+        dob="1982-11-23",
+        phone="+447700955503",
+        address=c["address"],
+        postcode=c["postcode"],
+        city=c["city"],
     )
     # A couple sharing email, phone and address.
     e = _person(
-        rng, base + 4, first="daniel", last="marsh", dob="1975-01-30",
-        email="marshfamily@mail.example", phone="+447700955504",
+        rng,
+        base + 4,
+        first="daniel",
+        last="marsh",
+        dob="1975-01-30",
+        email="marshfamily@mail.example",
+        phone="+447700955504",
     )
     f = _person(
-        rng, base + 5, first="sophie", last="marsh", dob="1977-09-12",
-        email="marshfamily@mail.example", phone="+447700955504",
-        address=e["address"], postcode=e["postcode"], city=e["city"],
+        rng,
+        base + 5,
+        first="sophie",
+        last="marsh",
+        dob="1977-09-12",
+        email="marshfamily@mail.example",
+        phone="+447700955504",
+        address=e["address"],
+        postcode=e["postcode"],
+        city=e["city"],
     )
     for p in (a, b, c, d, e, f):
         recs.append(_record(p, "crm", 0))
@@ -160,7 +297,16 @@ def toy_company(n_people: int = 120, seed: int = 7) -> pd.DataFrame:
     g = _person(rng, base + 6, first="william", last="kingsley", dob="1968-07-04")
     recs.append(_record(g, "crm", 0))
     recs.append(
-        _record(g, "shop", 1, first="bill", last="kingsly", address="4 quay street", postcode="YO11ZZ", city="york")
+        _record(
+            g,
+            "shop",
+            1,
+            first="bill",
+            last="kingsly",
+            address="4 quay street",
+            postcode="YO11ZZ",
+            city="york",
+        )
     )
     df = pd.DataFrame(recs)
     return df.astype({c: "string" for c in df.columns})
@@ -209,7 +355,14 @@ def test_model_document(model, persons):
     meta = model["scv"]
     assert meta["fields"] == available_fields(persons)
     assert set(meta["fields"]) == {
-        "first_name", "last_name", "dob", "email", "phone", "address", "postcode", "city",
+        "first_name",
+        "last_name",
+        "dob",
+        "email",
+        "phone",
+        "address",
+        "postcode",
+        "city",
     }
     assert len(meta["version"]) == 16
     assert meta["created_at"] == "2026-01-01T00:00:00"
@@ -222,7 +375,10 @@ def test_model_document(model, persons):
     from splink import DuckDBAPI, Linker
 
     splink_only = {k: v for k, v in model.items() if k != "scv"}
-    Linker(DuckDBAPI().register(prepare_frame(persons, meta["fields"], meta["blocking_keys"])), splink_only)
+    Linker(
+        DuckDBAPI().register(prepare_frame(persons, meta["fields"], meta["blocking_keys"])),
+        splink_only,
+    )
 
 
 def test_links_the_toy_company(result, truth):
@@ -230,10 +386,17 @@ def test_links_the_toy_company(result, truth):
     assert m["precision"] >= 0.98, m
     assert m["recall"] >= 0.9, m
     assert list(result.clusters.columns) == [
-        "unique_id", "source", "source_record_id", "cluster_key", "match_probability",
+        "unique_id",
+        "source",
+        "source_record_id",
+        "cluster_key",
+        "match_probability",
     ]
     assert list(result.edges.columns) == [
-        "unique_id_l", "unique_id_r", "match_probability", "match_weight",
+        "unique_id_l",
+        "unique_id_r",
+        "match_probability",
+        "match_weight",
     ]
     assert result.clusters["unique_id"].is_unique
     assert result.metrics["records"] == len(result.clusters)
@@ -246,7 +409,9 @@ def test_singletons_have_probability_one_and_linked_records_their_best_link(resu
     sizes = c.groupby("cluster_key")["unique_id"].transform("size")
     assert (c.loc[sizes == 1, "match_probability"] == 1.0).all()
     linked = c[sizes > 1]
-    assert ((linked["match_probability"] >= SETTINGS.threshold) & (linked["match_probability"] <= 1)).all()
+    assert (
+        (linked["match_probability"] >= SETTINGS.threshold) & (linked["match_probability"] <= 1)
+    ).all()
 
 
 def test_hard_negatives_stay_apart_while_real_duplicates_merge(result, persons):
@@ -301,7 +466,9 @@ def test_model_json_round_trip_and_coverage(persons, model, result):
     assert not model_covers(back, [f for f in available_fields(persons) if f != "phone"])
     assert not model_covers(back, [*available_fields(persons), "extra"])
     assert not model_covers(None, ["email"])
-    assert not model_covers({**back, "scv": {**back["scv"], "format_version": -1}}, back["scv"]["fields"])
+    assert not model_covers(
+        {**back, "scv": {**back["scv"], "format_version": -1}}, back["scv"]["fields"]
+    )
     with pytest.raises(ValueError, match="not a linkage model"):
         link_and_dedupe(persons, {"link_type": "dedupe_only"}, SETTINGS)
 
@@ -312,7 +479,12 @@ def test_incremental_clustering_equals_full(persons, model, result):
     new = persons[persons["unique_id"].isin(new_ids)]
     old_edges = link_and_dedupe(old, model, SETTINGS).edges
     new_edges = predict_incremental(new, old, model, SETTINGS)
-    assert set(new_edges.columns) == {"unique_id_l", "unique_id_r", "match_probability", "match_weight"}
+    assert set(new_edges.columns) == {
+        "unique_id_l",
+        "unique_id_r",
+        "match_probability",
+        "match_weight",
+    }
     touches_new = new_edges["unique_id_l"].isin(new_ids) | new_edges["unique_id_r"].isin(new_ids)
     assert touches_new.all()
     edges = pd.concat([old_edges, new_edges], ignore_index=True)
@@ -351,11 +523,28 @@ def test_email_only_dataset_links(company):
 
 
 def test_names_address_dob_only_dataset_links(company):
-    keep = ["unique_id", "source", "source_record_id", "first_name_std", "first_name_alias",
-            "last_name_std", "dob", "address_std", "postcode_std", "city_std"]
+    keep = [
+        "unique_id",
+        "source",
+        "source_record_id",
+        "first_name_std",
+        "first_name_alias",
+        "last_name_std",
+        "dob",
+        "address_std",
+        "postcode_std",
+        "city_std",
+    ]
     persons = company[keep]
     model = train_model(persons, SETTINGS)
-    assert set(model["scv"]["fields"]) == {"first_name", "last_name", "dob", "address", "postcode", "city"}
+    assert set(model["scv"]["fields"]) == {
+        "first_name",
+        "last_name",
+        "dob",
+        "address",
+        "postcode",
+        "city",
+    }
     res = link_and_dedupe(persons, model, SETTINGS)
     m = pairwise_metrics(res.clusters, company)
     assert m["precision"] >= 0.97 and m["recall"] >= 0.85, m
@@ -365,7 +554,11 @@ def test_names_address_dob_only_dataset_links(company):
 
 def test_no_person_fields_means_every_record_alone():
     persons = pd.DataFrame(
-        {"unique_id": ["a:1", "a:2", "b:1"], "source": ["a", "a", "b"], "source_record_id": ["1", "2", "1"]}
+        {
+            "unique_id": ["a:1", "a:2", "b:1"],
+            "source": ["a", "a", "b"],
+            "source_record_id": ["1", "2", "1"],
+        }
     )
     assert available_fields(persons) == []
     model = train_model(persons, SETTINGS)
@@ -422,7 +615,10 @@ def test_prepare_frame_rejects_repeated_ids():
 
 def test_blocking_keys_skip_values_shared_by_too_many_records():
     df = pd.DataFrame(
-        {"unique_id": [f"s:{i}" for i in range(50)], "email_key": ["junk@x.y"] * 40 + [f"{i}@x.y" for i in range(10)]}
+        {
+            "unique_id": [f"s:{i}" for i in range(50)],
+            "email_key": ["junk@x.y"] * 40 + [f"{i}@x.y" for i in range(10)],
+        }
     )
     frame = prepare_frame(df, ["email"], {"bk_email": ("email_key",)})
     assert frame["bk_email"].isna().sum() == 40
@@ -434,8 +630,16 @@ def test_blocking_keys_skip_values_shared_by_too_many_records():
     [
         (("john", None, "smith", "1980-05-17"), ("john", None, "smith", "1980-05-17"), 0),
         (("john", None, "smith", "1980-05-17"), ("john", None, "smith", "1980-05-18"), 0),  # typo
-        (("john", None, "smith", "1980-05-17"), ("john", None, "smith", "1908-05-17"), 0),  # transposed
-        (("john", None, "smith", "1980-05-07"), ("john", None, "smith", "1980-07-05"), 0),  # day/month
+        (
+            ("john", None, "smith", "1980-05-17"),
+            ("john", None, "smith", "1908-05-17"),
+            0,
+        ),  # transposed
+        (
+            ("john", None, "smith", "1980-05-07"),
+            ("john", None, "smith", "1980-07-05"),
+            0,
+        ),  # day/month
         (("john", None, "smith", "1980-05-17"), ("john", None, "smith", "1952-05-17"), 1),  # father
         (("amelia", None, "hart", "1990-01-01"), ("olivia", None, "hart", "1990-01-01"), 2),  # twin
         (("bill", "william", "k", None), ("william", "william", "k", None), 0),  # nickname
@@ -495,7 +699,11 @@ def test_chaining_guard_splits_a_bridged_family():
 def test_ambiguous_bridge_is_left_alone():
     # An email-only record links equally well to both halves of a couple: no guess.
     nodes = _nodes(
-        [("a:1", "daniel", "marsh", "1975-01-30"), ("b:1", "sophie", "marsh", "1977-09-12"), ("e:1", None, None, None)]
+        [
+            ("a:1", "daniel", "marsh", "1975-01-30"),
+            ("b:1", "sophie", "marsh", "1977-09-12"),
+            ("e:1", None, None, None),
+        ]
     )
     edges = pd.DataFrame(
         {
@@ -529,7 +737,12 @@ def test_settings_from_config_and_validation(tmp_path):
 
     cfg = LinkageConfig(threshold=0.8, u_max_pairs=1e6, labels=tmp_path / "l.csv")
     s = LinkageSettings.from_config(cfg)
-    assert (s.threshold, s.u_max_pairs, s.labels, s.engine) == (0.8, 1e6, tmp_path / "l.csv", "duckdb")
+    assert (s.threshold, s.u_max_pairs, s.labels, s.engine) == (
+        0.8,
+        1e6,
+        tmp_path / "l.csv",
+        "duckdb",
+    )
     with pytest.raises(ValueError, match="linkage.threshold"):
         LinkageSettings(threshold=1.5)
     with pytest.raises(ValueError, match="linkage.engine"):

@@ -24,7 +24,11 @@ TRUTH = pd.DataFrame(
 def clusters(*groups: str) -> pd.DataFrame:
     rows = [(rid, g[0]) for g in groups for rid in g]
     return pd.DataFrame(
-        {"source": "s", "source_record_id": [r for r, _ in rows], "cluster_key": [k for _, k in rows]}
+        {
+            "source": "s",
+            "source_record_id": [r for r, _ in rows],
+            "cluster_key": [k for _, k in rows],
+        }
     )
 
 
@@ -78,9 +82,14 @@ def test_hard_negative_merges_per_kind():
 def test_true_pairs_and_blocking_recall():
     tp = true_pairs(TRUTH)
     assert sorted(zip(tp["unique_id_l"], tp["unique_id_r"])) == [
-        ("s:a", "s:b"), ("s:a", "s:c"), ("s:b", "s:c"), ("s:d", "s:e"),
+        ("s:a", "s:b"),
+        ("s:a", "s:c"),
+        ("s:b", "s:c"),
+        ("s:d", "s:e"),
     ]
-    cand = pd.DataFrame({"unique_id_l": ["s:b", "s:d", "s:a"], "unique_id_r": ["s:a", "s:e", "s:f"]})
+    cand = pd.DataFrame(
+        {"unique_id_l": ["s:b", "s:d", "s:a"], "unique_id_r": ["s:a", "s:e", "s:f"]}
+    )
     assert blocking_recall(cand, tp) == pytest.approx(2 / 4)  # orientation does not matter
     assert blocking_recall(cand, tp.iloc[0:0]) == 1.0
     assert len(true_pairs(TRUTH, ids=["s:a", "s:b", "s:d"])) == 1

@@ -83,7 +83,8 @@ def _waterfall_records(
     """Scored comparison records (with intermediate columns) for a sample of merges."""
     if sample <= 0 or result.edges.empty:
         return []
-    key = dict(zip(result.clusters["unique_id"].astype(str), result.clusters["cluster_key"].astype(str)))
+    c = result.clusters
+    key = dict(zip(c["unique_id"].astype(str), c["cluster_key"].astype(str), strict=True))
     e = result.edges
     left, right = e["unique_id_l"].astype(str), e["unique_id_r"].astype(str)
     merged = e[[key.get(a) == key.get(b) for a, b in zip(left, right, strict=True)]]
@@ -92,11 +93,15 @@ def _waterfall_records(
     # Deterministic "random" sample: order by a hash of the pair.
     digest = [
         hashlib.sha1(f"{a}|{b}".encode()).hexdigest()
-        for a, b in zip(merged["unique_id_l"].astype(str), merged["unique_id_r"].astype(str), strict=True)
+        for a, b in zip(
+            merged["unique_id_l"].astype(str), merged["unique_id_r"].astype(str), strict=True
+        )
     ]
     picked = merged.assign(_h=digest).sort_values("_h").head(sample)
     rows = frame.set_index("unique_id", drop=False)
-    wanted = list(zip(picked["unique_id_l"].astype(str), picked["unique_id_r"].astype(str), strict=True))
+    wanted = list(
+        zip(picked["unique_id_l"].astype(str), picked["unique_id_r"].astype(str), strict=True)
+    )
     lefts = [_record(rows.loc[a]) for a, _ in wanted]
     rights = [_record(rows.loc[b]) for _, b in wanted]
     scored = linker.inference.score_pairs(_unique(lefts), _unique(rights)).as_record_list()
@@ -145,13 +150,15 @@ def cluster_size_html(clusters: pd.DataFrame, max_bar: int = 20) -> str:
             f'<text x="{x + bw * 0.4:.1f}" y="{height - pad + 14}" font-size="11" '
             f'text-anchor="middle">{html.escape(label)}</text>'
         )
-    total = int(len(sizes))
+    total = len(sizes)
     records = int(sizes.sum()) if total else 0
+    alone = int((sizes == 1).sum()) if total else 0
+    largest = int(sizes.max()) if total else 0
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Cluster sizes</title></head>"
         "<body style='font-family:sans-serif'>"
         f"<h2>Records per customer</h2><p>{records} records in {total} clusters "
-        f"({int((sizes == 1).sum()) if total else 0} on their own, largest {int(sizes.max()) if total else 0}).</p>"
+        f"({alone} on their own, largest {largest}).</p>"
         f"<svg width='{width}' height='{height}' role='img' aria-label='cluster size distribution'>"
         + "".join(bars)
         + "</svg></body></html>"

@@ -105,11 +105,11 @@ def cluster_with_metrics(
     e = e.drop_duplicates(["a", "b"], keep="first")
     metrics: dict[str, int] = {
         "records": n,
-        "edges": int(len(e)),
+        "edges": len(e),
         "edges_unknown_records": int((~known).sum()),
     }
     acc = e[e["p"] >= threshold].reset_index(drop=True)
-    metrics["edges_above_threshold"] = int(len(acc))
+    metrics["edges_above_threshold"] = len(acc)
 
     attrs = NodeAttributes(nodes) if guards else None
     if guards and len(acc):
@@ -147,7 +147,7 @@ def cluster_with_metrics(
             .max()
         )
         best[strongest.index.to_numpy()] = strongest.to_numpy()
-    metrics["edges_kept"] = int(len(kept))
+    metrics["edges_kept"] = len(kept)
 
     out = pd.DataFrame(
         {
@@ -159,7 +159,7 @@ def cluster_with_metrics(
         }
     )
     sizes = out.groupby("cluster_key").size()
-    metrics["clusters"] = int(len(sizes))
+    metrics["clusters"] = len(sizes)
     metrics["singletons"] = int((sizes == 1).sum())
     metrics["largest_cluster"] = int(sizes.max()) if len(sizes) else 0
     return out, metrics
@@ -256,7 +256,10 @@ def _isolate_ambiguous(
         return groups, 0
     keep = [x for x in group_of if x not in ambiguous]
     mask = np.isin(a, keep) & np.isin(b, keep)
-    mask &= np.array([group_of[x] == group_of[y] for x, y in zip(a.tolist(), b.tolist())], dtype=bool)
+    mask &= np.array(
+        [group_of[x] == group_of[y] for x, y in zip(a.tolist(), b.tolist(), strict=True)],
+        dtype=bool,
+    )
     out = [[x] for x in sorted(ambiguous)]
     for g in groups:
         members = [x for x in g if x not in ambiguous]

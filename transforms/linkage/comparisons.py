@@ -57,7 +57,8 @@ def _widely_shared(col: str) -> cll.ComparisonLevelCreator:
     """
     shared = cll.CustomLevel(f"{col}{COUNT_SUFFIX}_l > {SHARED_VALUE_RECORDS}")
     return cll.And(cll.ExactMatchLevel(col), shared).configure(
-        is_null_level=True, label_for_charts=f"same {col}, held by more than {SHARED_VALUE_RECORDS} records"
+        is_null_level=True,
+        label_for_charts=f"same {col}, held by more than {SHARED_VALUE_RECORDS} records",
     )
 
 
@@ -68,8 +69,9 @@ def _first_name(with_last: bool) -> CustomComparison:
     ]
     if with_last:
         levels.append(
-            cll.ColumnsReversedLevel("first_name_std", "last_name_std", symmetrical=True)
-            .configure(m_probability=0.02, label_for_charts="first and last name swapped")
+            cll.ColumnsReversedLevel("first_name_std", "last_name_std", symmetrical=True).configure(
+                m_probability=0.02, label_for_charts="first and last name swapped"
+            )
         )
     levels += [
         cll.ExactMatchLevel("first_name_alias").configure(
@@ -84,22 +86,27 @@ def _first_name(with_last: bool) -> CustomComparison:
         ).configure(m_probability=0.02),
         cll.ElseLevel().configure(m_probability=0.01),
     ]
-    return CustomComparison(levels, output_column_name="first_name", comparison_description="first name")
+    return CustomComparison(
+        levels, output_column_name="first_name", comparison_description="first name"
+    )
 
 
 def _last_name(with_first: bool) -> CustomComparison:
     levels: list[Any] = [cll.NullLevel("last_name_std"), _exact_tf("last_name_std", 0.85)]
     if with_first:
         levels.append(
-            cll.ColumnsReversedLevel("first_name_std", "last_name_std", symmetrical=True)
-            .configure(m_probability=0.02, label_for_charts="first and last name swapped")
+            cll.ColumnsReversedLevel("first_name_std", "last_name_std", symmetrical=True).configure(
+                m_probability=0.02, label_for_charts="first and last name swapped"
+            )
         )
     levels += [
         cll.JaroWinklerLevel("last_name_std", 0.92).configure(m_probability=0.05),
         cll.JaroWinklerLevel("last_name_std", 0.80).configure(m_probability=0.03),
         cll.ElseLevel().configure(m_probability=0.05),
     ]
-    return CustomComparison(levels, output_column_name="last_name", comparison_description="last name")
+    return CustomComparison(
+        levels, output_column_name="last_name", comparison_description="last name"
+    )
 
 
 def _typo_level(col: str, head: int, tail: int, distance: int = 1) -> cll.ComparisonLevelCreator:
@@ -108,7 +115,9 @@ def _typo_level(col: str, head: int, tail: int, distance: int = 1) -> cll.Compar
     by far the most expensive thing Splink evaluates (u sampling compares millions of pairs).
     """
     c = ColumnExpression(col)
-    ends = cll.Or(cll.ExactMatchLevel(c.substr(1, head)), cll.ExactMatchLevel(c.substr(-tail, tail)))
+    ends = cll.Or(
+        cll.ExactMatchLevel(c.substr(1, head)), cll.ExactMatchLevel(c.substr(-tail, tail))
+    )
     return cll.And(ends, cll.DamerauLevenshteinLevel(col, distance))
 
 
@@ -130,7 +139,9 @@ def _dob() -> CustomComparison:
             label_for_charts="different beyond a typo",
         ),
     ]
-    return CustomComparison(levels, output_column_name="dob", comparison_description="date of birth")
+    return CustomComparison(
+        levels, output_column_name="dob", comparison_description="date of birth"
+    )
 
 
 def _email() -> CustomComparison:
@@ -155,9 +166,7 @@ def _phone() -> CustomComparison:
         cll.ExactMatchLevel(last_digits).configure(
             m_probability=0.04, label_for_charts="same last 9 digits"
         ),
-        _typo_level("phone_e164", 7, 6).configure(
-            m_probability=0.06, label_for_charts="one typo"
-        ),
+        _typo_level("phone_e164", 7, 6).configure(m_probability=0.06, label_for_charts="one typo"),
         cll.ElseLevel().configure(m_probability=0.1),
     ]
     return CustomComparison(levels, output_column_name="phone", comparison_description="phone")
@@ -168,13 +177,17 @@ def _postcode() -> CustomComparison:
     levels = [
         cll.NullLevel("postcode_std"),
         _exact_tf("postcode_std", 0.75),
-        _typo_level("postcode_std", 3, 3).configure(m_probability=0.05, label_for_charts="one typo"),
+        _typo_level("postcode_std", 3, 3).configure(
+            m_probability=0.05, label_for_charts="one typo"
+        ),
         cll.ExactMatchLevel(pc.substr(1, 3)).configure(
             m_probability=0.05, label_for_charts="same area (first 3 characters)"
         ),
         cll.ElseLevel().configure(m_probability=0.15),
     ]
-    return CustomComparison(levels, output_column_name="postcode", comparison_description="postcode")
+    return CustomComparison(
+        levels, output_column_name="postcode", comparison_description="postcode"
+    )
 
 
 def _address() -> CustomComparison:
@@ -185,7 +198,9 @@ def _address() -> CustomComparison:
         cll.JaroWinklerLevel("address_std", 0.9).configure(m_probability=0.1),
         cll.ElseLevel().configure(m_probability=0.2),
     ]
-    return CustomComparison(levels, output_column_name="address", comparison_description="street address")
+    return CustomComparison(
+        levels, output_column_name="address", comparison_description="street address"
+    )
 
 
 def _address_in_area(area: str) -> CustomComparison:
@@ -196,7 +211,8 @@ def _address_in_area(area: str) -> CustomComparison:
     area_ok = f"({area}_l = {area}_r OR {area}_l IS NULL OR {area}_r IS NULL)"
     levels = [
         cll.CustomLevel(
-            f"(address_std_l IS NULL OR address_std_r IS NULL) AND ({area}_l IS NULL OR {area}_r IS NULL)",
+            "(address_std_l IS NULL OR address_std_r IS NULL) "
+            f"AND ({area}_l IS NULL OR {area}_r IS NULL)",
             label_for_charts="no address to compare",
         ).configure(is_null_level=True),
         _widely_shared("address_std"),
@@ -204,9 +220,9 @@ def _address_in_area(area: str) -> CustomComparison:
             f"address_std_l = address_std_r AND {area_ok}",
             label_for_charts=f"same street line and {area_name}",
         ).configure(m_probability=0.75),
-        cll.And(
-            cll.JaroWinklerLevel("address_std", 0.9), cll.ExactMatchLevel(area)
-        ).configure(m_probability=0.08, label_for_charts=f"street line alike, same {area_name}"),
+        cll.And(cll.JaroWinklerLevel("address_std", 0.9), cll.ExactMatchLevel(area)).configure(
+            m_probability=0.08, label_for_charts=f"street line alike, same {area_name}"
+        ),
         cll.ExactMatchLevel(area).configure(
             tf_adjustment_column=area,
             m_probability=0.05,
@@ -214,7 +230,9 @@ def _address_in_area(area: str) -> CustomComparison:
         ),
         cll.ElseLevel().configure(m_probability=0.12),
     ]
-    return CustomComparison(levels, output_column_name="address", comparison_description=f"address ({area_name})")
+    return CustomComparison(
+        levels, output_column_name="address", comparison_description=f"address ({area_name})"
+    )
 
 
 def _city() -> CustomComparison:

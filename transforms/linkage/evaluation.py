@@ -105,9 +105,7 @@ def hard_negative_merges(
     present = set(j["person_id"].tolist())
     hn = hn[hn["person_id_a"].isin(present) & hn["person_id_b"].isin(present)]
     out = hn.groupby("kind")["merged"].agg(pairs="size", merged="sum").reset_index()
-    total = pd.DataFrame(
-        {"kind": ["all"], "pairs": [int(len(hn))], "merged": [int(hn["merged"].sum())]}
-    )
+    total = pd.DataFrame({"kind": ["all"], "pairs": [len(hn)], "merged": [int(hn["merged"].sum())]})
     out = pd.concat([out, total], ignore_index=True)
     out["rate"] = np.where(out["pairs"] > 0, out["merged"] / out["pairs"].clip(lower=1), 0.0)
     return out

@@ -147,9 +147,11 @@ def prepare_frame(
         else:
             cols[col] = pd.Series(pd.NA, index=persons.index, dtype="string")
     frame = pd.DataFrame(cols, index=persons.index)
-    frame["_email_user"] = frame["email_key"].str.extract(r"^([^@]+)@", expand=False) if (
-        "email_key" in frame.columns
-    ) else pd.Series(pd.NA, index=frame.index, dtype="string")
+    frame["_email_user"] = (
+        frame["email_key"].str.extract(r"^([^@]+)@", expand=False)
+        if ("email_key" in frame.columns)
+        else pd.Series(pd.NA, index=frame.index, dtype="string")
+    )
     first, last = frame["first_name_std"], frame["last_name_std"]
     lo = first.where(first <= last, last)
     hi = last.where(first <= last, first)

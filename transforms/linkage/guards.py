@@ -53,9 +53,11 @@ class NodeAttributes:
         dob = col("dob")
         self.has_dob = np.array([isinstance(d, str) and len(d) == 10 for d in dob], dtype=bool)
         padded = np.array([d if isinstance(d, str) and len(d) == 10 else "0000-00-00" for d in dob])
-        self.dob_bytes = np.frombuffer(
-            padded.astype("S10").tobytes(), dtype=np.uint8
-        ).reshape(n, 10) if n else np.zeros((0, 10), dtype=np.uint8)
+        self.dob_bytes = (
+            np.frombuffer(padded.astype("S10").tobytes(), dtype=np.uint8).reshape(n, 10)
+            if n
+            else np.zeros((0, 10), dtype=np.uint8)
+        )
         self.has_first = np.array([f is not None for f in self.first], dtype=bool)
 
 
@@ -87,9 +89,7 @@ def _dob_conflict(attrs: NodeAttributes, left: np.ndarray, right: np.ndarray) ->
         nxt = np.minimum(pos + 1, 9)
         rows = two
         transposed[two] = (
-            diff[rows, nxt]
-            & (a[rows, pos] == b[rows, nxt])
-            & (a[rows, nxt] == b[rows, pos])
+            diff[rows, nxt] & (a[rows, pos] == b[rows, nxt]) & (a[rows, nxt] == b[rows, pos])
         )
     swapped = (
         (a[:, 0:4] == b[:, 0:4]).all(axis=1)

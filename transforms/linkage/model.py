@@ -24,14 +24,14 @@ from splink.internals.exceptions import EMTrainingException
 
 from .comparisons import (
     build_settings,
+    comparison_plan,
     deterministic_rules_for,
     em_rules_for,
-    comparison_plan,
 )
 from .engine import make_db_api
-from .u_estimation import _non_null_levels, estimate_u_from_non_matches
 from .fields import MATCH_FIELDS, available_fields, blocking_keys_for, prepare_frame
 from .settings import LinkageSettings
+from .u_estimation import _non_null_levels, estimate_u_from_non_matches
 
 __all__ = [
     "MODEL_FORMAT",
@@ -192,9 +192,7 @@ def train_model(
     timings["prior"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    u_info = estimate_u_from_non_matches(
-        db_api, frame, spec_dict, settings, prior=prior["value"]
-    )
+    u_info = estimate_u_from_non_matches(db_api, frame, spec_dict, settings, prior=prior["value"])
     trained = copy.deepcopy(spec_dict)
     trained["probability_two_random_records_match"] = prior["value"]
     _set_u(trained, u_info["u"])
@@ -269,7 +267,9 @@ def _sanitise_weights(
     """
     changed: list[str] = []
     priors = {
-        c["output_column_name"]: {cvv: lv.get("m_probability") for cvv, lv in _non_null_levels(c["comparison_levels"])}
+        c["output_column_name"]: {
+            cvv: lv.get("m_probability") for cvv, lv in _non_null_levels(c["comparison_levels"])
+        }
         for c in spec["comparisons"]
     }
     for comp in model["comparisons"]:
@@ -330,7 +330,7 @@ def _m_from_labels(
         dataset_display_name="labels",
     )
     linker.training.estimate_m_from_pairwise_labels(table)
-    return {"method": "labels", "pairs": int(len(pos))}
+    return {"method": "labels", "pairs": len(pos)}
 
 
 def parameters_table(splink_model: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -131,7 +131,9 @@ def link_and_dedupe(
 
 
 def _count(linker: Linker, sdf: Any) -> int:
-    df = linker.misc.query_sql(f"SELECT count(*) AS n FROM {sdf.physical_name}", output_type="pandas")
+    df = linker.misc.query_sql(
+        f"SELECT count(*) AS n FROM {sdf.physical_name}", output_type="pandas"
+    )
     return int(df["n"].iloc[0])
 
 

@@ -140,7 +140,12 @@ def estimate_u_from_non_matches(
             column = IDENTIFIER_COLUMNS.get(name)
             if column is not None and column in frame.columns:
                 exact = _exact_u_from_join(
-                    linker, frame, column, name, others, levels[0][0],
+                    linker,
+                    frame,
+                    column,
+                    name,
+                    others,
+                    levels[0][0],
                     proxy_share=total / float(observed["n"].sum()),
                 )
                 if exact is not None:
@@ -179,7 +184,11 @@ def _exact_u_from_join(
         return None
     table = linker._input_tables_dict
     physical = next(iter(table.values())).physical_name
-    limit = f"l.{column}{COUNT_SUFFIX} <= {SHARED_VALUE_RECORDS}" if f"{column}{COUNT_SUFFIX}" in frame.columns else "1=1"
+    limit = (
+        f"l.{column}{COUNT_SUFFIX} <= {SHARED_VALUE_RECORDS}"
+        if f"{column}{COUNT_SUFFIX}" in frame.columns
+        else "1=1"
+    )
     counts = _gamma_counts(
         linker,
         f"FROM {physical} AS l JOIN {physical} AS r "
