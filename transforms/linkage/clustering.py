@@ -181,8 +181,12 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _split_conflicted(
     labels: np.ndarray, acc: pd.DataFrame, attrs: NodeAttributes
-) -> tuple[np.ndarray, int]:
-    """Rebuild every component that holds a conflicting pair; return new labels and count."""
+) -> tuple[np.ndarray, int, int]:
+    """Rebuild every component that holds a conflicting pair.
+
+    Returns the new labels, the number of components split and the number of ambiguous
+    records left on their own.
+    """
     sizes = np.bincount(labels)
     big = np.flatnonzero(sizes >= 3)
     if not len(big):
@@ -192,11 +196,23 @@ def _split_conflicted(
     checkable = members[sizes[members["comp"].to_numpy()] <= _FULL_CHECK_MAX]
     pairs = checkable.merge(checkable, on="comp", suffixes=("_a", "_b"))
     pairs = pairs[pairs["node_a"] < pairs["node_b"]]
+    # Every conflicting pair inside a checkable component, found in one vectorised pass; the
+    # rebuild below only looks pairs up.
+    known: set[tuple[int, int]] = set()
     conflicted: set[int] = set()
     if len(pairs):
         flags = pair_conflicts(attrs, pairs["node_a"].to_numpy(), pairs["node_b"].to_numpy())
-        conflicted = set(pairs["comp"].to_numpy()[flags != 0].tolist())
-    conflicted |= set(big[sizes[big] > _FULL_CHECK_MAX].tolist())
+        hit = flags != 0
+        conflicted = set(pairs["comp"].to_numpy()[hit].tolist())
+        known = set(
+            zip(
+                pairs["node_a"].to_numpy()[hit].tolist(),
+                pairs["node_b"].to_numpy()[hit].tolist(),
+                strict=True,
+            )
+        )
+    huge = set(big[sizes[big] > _FULL_CHECK_MAX].tolist())
+    conflicted |= huge
     if not conflicted:
         return labels, 0, 0
 
@@ -207,14 +223,20 @@ def _split_conflicted(
     sub = acc[in_scope].assign(comp=comp_of_edge[in_scope])
     # Strongest first; ties broken by node positions so the result does not depend on order.
     sub = sub.sort_values(["comp", "w", "a", "b"], ascending=[True, False, True, True])
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(len(sizes) + 1))
     split = isolated = 0
     for comp, group in sub.groupby("comp", sort=True):
-        nodes = np.flatnonzero(labels == comp)
-        a, b, w = group["a"].to_numpy(), group["b"].to_numpy(), group["w"].to_numpy()
-        groups = _greedy_merge(nodes, a, b, attrs)
+        nodes = order[bounds[comp] : bounds[comp + 1]].tolist()
+        if comp in huge:
+            conflict = _vector_conflict(attrs)
+        else:
+            conflict = _lookup_conflict(known)
+        a, b, w = group["a"].tolist(), group["b"].tolist(), group["w"].tolist()
+        groups = _greedy_merge(nodes, a, b, conflict)
         if len(groups) > 1:
             split += 1
-            groups, n_iso = _isolate_ambiguous(groups, a, b, w, attrs)
+            groups, n_iso = _isolate_ambiguous(groups, a, b, w, conflict)
             isolated += n_iso
         # Keep the component's label for the group holding its smallest node; new labels
         # for the others.
@@ -224,8 +246,24 @@ def _split_conflicted(
     return labels, split, isolated
 
 
+def _lookup_conflict(known: set[tuple[int, int]]):
+    def conflict(xs: list[int], ys: list[int]) -> bool:
+        return any((x, y) in known if x < y else (y, x) in known for x in xs for y in ys)
+
+    return conflict
+
+
+def _vector_conflict(attrs: NodeAttributes):
+    def conflict(xs: list[int], ys: list[int]) -> bool:
+        left = np.repeat(np.asarray(xs), len(ys))
+        right = np.tile(np.asarray(ys), len(xs))
+        return bool(pair_conflicts(attrs, left, right).any())
+
+    return conflict
+
+
 def _isolate_ambiguous(
-    groups: list[list[int]], a: np.ndarray, b: np.ndarray, w: np.ndarray, attrs: NodeAttributes
+    groups: list[list[int]], a: list[int], b: list[int], w: list[float], conflict
 ) -> tuple[list[list[int]], int]:
     """Take out records that could belong to two of the people a component was split into.
 
@@ -236,52 +274,39 @@ def _isolate_ambiguous(
     that fall apart without it are re-split into their connected parts.
     """
     group_of = {x: i for i, g in enumerate(groups) for x in g}
-    best: dict[tuple[int, int], float] = {}
-    for x, y, wt in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
+    best: dict[int, dict[int, float]] = {}
+    for x, y, wt in zip(a, b, w, strict=True):
         for u, v in ((x, y), (y, x)):
-            key = (u, group_of[v])
-            if wt > best.get(key, -np.inf):
-                best[key] = wt
+            per = best.setdefault(u, {})
+            g = group_of[v]
+            if wt > per.get(g, -np.inf):
+                per[g] = wt
     ambiguous: set[int] = set()
-    for node, own in group_of.items():
-        own_best = best.get((node, own), -np.inf)
-        for (u, g), wt in best.items():
-            if u != node or g == own or wt < own_best - AMBIGUITY_MARGIN:
-                continue
-            other = np.asarray(groups[g])
-            if not pair_conflicts(attrs, np.full(len(other), node), other).any():
+    for node, per in best.items():
+        own = group_of[node]
+        own_best = per.get(own, -np.inf)
+        for g, wt in per.items():
+            if g != own and wt >= own_best - AMBIGUITY_MARGIN and not conflict([node], groups[g]):
                 ambiguous.add(node)
                 break
     if not ambiguous:
         return groups, 0
-    keep = [x for x in group_of if x not in ambiguous]
-    mask = np.isin(a, keep) & np.isin(b, keep)
-    mask &= np.array(
-        [group_of[x] == group_of[y] for x, y in zip(a.tolist(), b.tolist(), strict=True)],
-        dtype=bool,
-    )
+    kept_edges = [
+        (x, y)
+        for x, y in zip(a, b, strict=True)
+        if x not in ambiguous and y not in ambiguous and group_of[x] == group_of[y]
+    ]
     out = [[x] for x in sorted(ambiguous)]
     for g in groups:
         members = [x for x in g if x not in ambiguous]
-        if not members:
-            continue
-        idx = {x: i for i, x in enumerate(members)}
-        sel = mask & np.isin(a, members)
-        parts = _components(
-            len(members),
-            np.array([idx[x] for x in a[sel].tolist()], dtype=np.int64),
-            np.array([idx[y] for y in b[sel].tolist()], dtype=np.int64),
-        )
-        for part in np.unique(parts):
-            out.append(sorted(np.asarray(members)[parts == part].tolist()))
+        if members:
+            out.extend(_small_components(members, kept_edges))
     return out, len(ambiguous)
 
 
-def _greedy_merge(
-    nodes: np.ndarray, a: np.ndarray, b: np.ndarray, attrs: NodeAttributes
-) -> list[list[int]]:
-    parent = {int(x): int(x) for x in nodes}
-    group = {int(x): [int(x)] for x in nodes}
+def _small_components(members: list[int], edges: list[tuple[int, int]]) -> list[list[int]]:
+    """Connected parts of a handful of nodes (plain union-find; scipy is slower at this size)."""
+    parent = {x: x for x in members}
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -289,18 +314,35 @@ def _greedy_merge(
             x = parent[x]
         return x
 
-    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+    for x, y in edges:
+        if x in parent and y in parent:
+            rx, ry = find(x), find(y)
+            if rx != ry:
+                parent[max(rx, ry)] = min(rx, ry)
+    parts: dict[int, list[int]] = {}
+    for x in members:
+        parts.setdefault(find(x), []).append(x)
+    return [sorted(p) for p in parts.values()]
+
+
+def _greedy_merge(nodes: list[int], a: list[int], b: list[int], conflict) -> list[list[int]]:
+    """Join the component's records along its links, strongest first, never joining two
+    groups that hold a conflicting pair."""
+    parent = {x: x for x in nodes}
+    group = {x: [x] for x in nodes}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for x, y in zip(a, b, strict=True):
         rx, ry = find(x), find(y)
-        if rx == ry:
+        if rx == ry or conflict(group[rx], group[ry]):
             continue
-        gx, gy = group[rx], group[ry]
-        left = np.repeat(np.asarray(gx), len(gy))
-        right = np.tile(np.asarray(gy), len(gx))
-        if pair_conflicts(attrs, left, right).any():
-            continue
-        if len(gx) < len(gy):
-            rx, ry, gx, gy = ry, rx, gy, gx
+        if len(group[rx]) < len(group[ry]):
+            rx, ry = ry, rx
         parent[ry] = rx
-        gx.extend(gy)
-        del group[ry]
+        group[rx].extend(group.pop(ry))
     return [sorted(g) for g in group.values()]
