@@ -7,9 +7,9 @@ old warehouse whole (and a rerun of the same command finishes the job) or the ne
 1. the suppression list `<data_dir>/privacy/suppression.csv` gains the keyed hashes of the
    person's identifiers (replaced atomically), so later nights keep them out even if the rest
    fails (transforms/privacy.py explains what is hashed);
-2. the staging warehouse (the night being built, with personal data) and the landing copies of
-   the sources plus their fingerprints are deleted, so the next night re-reads and re-validates
-   every source;
+2. the staging warehouse (the night being built, with personal data) and everything under
+   `landing/<source>/` (the landed copies and the state that lets a night skip an unchanged file)
+   are deleted, so the next night re-reads and re-validates every source;
 3. a new warehouse file is written beside the published one, table by table, from the published
    tables minus the person's rows; every export present under `exports/` is rewritten from it
    (each `data.parquet` swapped in atomically, then the manifest's row counts);
@@ -661,15 +661,18 @@ def _rewrite_exports(con, exports: Path, tables: Iterable[str], tag: str) -> lis
 
 
 def _delete_landing(landing_dir: Path) -> int:
-    """Delete every landed copy of a source and its fingerprint state; returns files deleted."""
+    """Delete everything under `landing/<source>/`: the landed copy of each source (it holds the
+    person's rows) and the state that lets a night skip an unchanged file or reuse last night's
+    validation (landing.json, accepted.json). The next night re-reads and re-validates every
+    source, through the suppression list. Returns the number of files deleted."""
     if not landing_dir.exists():
         return 0
     n = 0
     for folder in landing_dir.iterdir():
         if not folder.is_dir():
             continue
-        for f in [folder / "landing.json", *folder.glob("*.parquet"), *folder.glob(".*.tmp")]:
-            if f.exists():
+        for f in folder.rglob("*"):
+            if f.is_file() or f.is_symlink():
                 f.unlink()
                 n += 1
     return n

@@ -207,6 +207,7 @@ def _template(tmp_path_factory) -> Path:
         d = cfg.landing_dir / src
         d.mkdir(parents=True)
         (d / "landing.json").write_text('{"fingerprint": "abc"}')
+        (d / "accepted.json").write_text('{"key": "abc"}')
         pd.DataFrame({"Email": [ALICE_EMAIL]}).to_parquet(d / f"{src}.parquet")
     return root
 
@@ -313,8 +314,7 @@ def test_forget_removes_the_person_from_every_table_and_export(project, capsys):
 
     # staging and landing gone, so the next night re-reads every source
     assert staging_before and not store.staging.exists()
-    assert not list(cfg.landing_dir.rglob("landing.json"))
-    assert not list(cfg.landing_dir.rglob("*.parquet"))
+    assert not [p for p in cfg.landing_dir.rglob("*") if p.is_file()]
     assert not store.published.with_name(store.published.name + ".forgetting").exists()
 
 
