@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from dagster_project.definitions import nightly_job_from_env
+    from dagster_project.launch import run_nightly_job
 
     # INFO keeps the progress lines of long steps and drops Dagster's per-event DEBUG chatter.
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -75,19 +75,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.full:
         tags["scv/full"] = "true"
     print(f"scv run: as of {as_of}, config {cfg.config_path}", flush=True)
-    job = dg.reconstructable(nightly_job_from_env)
-    # Dagster memoises the last loaded definition per code pointer; the pointer is the same for
-    # every config, so a second `scv run` in one process must not reuse the first one's job.
-    type(job).get_definition.cache_clear()
-    type(job).get_repository_definition.cache_clear()
     # Dagster's log lines go to stdout: stderr carries only the one-line reason of a failure.
     with dg.DagsterInstance.get() as instance, contextlib.redirect_stderr(sys.stdout):
-        result = dg.execute_job(
-            job,
-            instance=instance,
-            run_config=run_config,
-            tags=tags,
-        )
+        result = run_nightly_job(instance, run_config, tags)
         if not result.success:
             raise CliError(first_failure(result))
         run_id = result.run_id

@@ -169,3 +169,18 @@ def test_scv_sql_prints_a_table_and_refuses_writes(demo_run, capsys):
     assert "n" in capsys.readouterr().out
     assert main(["sql", "--config", str(demo_run), "DELETE FROM scv.customer"]) == 1
     assert "read-only" in capsys.readouterr().err.lower()
+
+
+def test_cli_runs_are_recorded_as_the_ui_code_locations_job(demo_run):
+    """`scv run` records its run in the persistent instance as the job of the `dagster_project`
+    code location, so the UI shows it and can re-execute it from a failure."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(limit=50)
+    ours = [r for r in runs if r.tags.get("dagster/partition") == AS_OF]
+    assert ours
+    run = ours[-1]
+    assert run.job_name == "scv_nightly"
+    assert run.remote_job_origin.location_name == "dagster_project"
+    assert run.remote_job_origin.repository_origin.repository_name == "__repository__"
