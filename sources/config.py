@@ -179,7 +179,7 @@ class SourceConfig(_Model):
 
 class LinkageConfig(_Model):
     engine: Literal["duckdb", "spark"] = "duckdb"
-    threshold: float = Field(0.9, gt=0, lt=1, description="match probability to accept a link")
+    threshold: float = Field(0.8, gt=0, lt=1, description="match probability to accept a link")
     model_dir: Path = Path("models")
     labels: Path | None = None
     u_max_pairs: float = 1e7

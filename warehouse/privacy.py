@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -745,6 +746,9 @@ def forget(
         staging_existed = store.staging.exists()
         store.reset_staging()
         landing_deleted = _delete_landing(landing_dir)
+        # Derived HTML views that may quote record values; the next night writes them again.
+        for derived in (Path(data_dir) / "reports" / "linkage", Path(data_dir) / "quality" / "docs"):
+            shutil.rmtree(derived, ignore_errors=True)
 
         con.register("_erase_ids", pd.DataFrame({"id": pd.Series(subject.customer_ids, dtype="str")}))
         con.register(

@@ -221,7 +221,14 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
     ) -> dg.MaterializeResult:
         n = night(context)
         key = cfg.privacy_key()
-        suppressed = load_suppression(cfg.data_dir) if key else set()
+        suppressed = load_suppression(cfg.data_dir)
+        if suppressed and not key:
+            # Without the key the hashes cannot be matched, and erased people would come back.
+            raise dg.Failure(
+                description=f"source {name}: the suppression list of erased people needs the "
+                f"privacy key: set ${cfg.privacy.key_env}",
+                allow_retries=False,
+            )
         vkey = _validation_key(cfg, src, suppressed)
         state_path = _validation_state_path(cfg, name)
         state = json.loads(state_path.read_text()) if state_path.exists() else {}

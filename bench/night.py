@@ -1,0 +1,139 @@
+"""A full night and an incremental night (1% of person records new or changed), end to end.
+
+    .venv/bin/python bench/night.py [--people 100000] [--full-scale]
+
+Generates the demo company under data/bench/night-<N>/, runs `scv run` twice in a subprocess
+(a full night, then an incremental night after changing 1% of the person records) and prints one
+table: wall seconds per stage (the Dagster asset groups, from the run's step statistics), total
+wall seconds and peak RSS of the run process. `--full-scale` adds 1,000,000 people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("sources", "quality", "identity", "warehouse", "analytics", "exports")
+AS_OF = "2026-11-20"
+
+
+def stage_of(step_key: str) -> str:
+    if step_key.startswith("landing__"):
+        return "sources"
+    if step_key.startswith("accepted__"):
+        return "quality"
+    if step_key in ("person_records", "linkage_model", "person_clusters"):
+        return "identity"
+    if step_key in ("rfm", "lifecycle", "customer_profile"):
+        return "analytics"
+    if step_key in ("published_warehouse", "bi_exports", "run_report"):
+        return "exports"
+    return "warehouse"
+
+
+def run_night(config: Path, home: Path, *extra: str) -> dict:
+    """Run one night in a subprocess; wall time, peak RSS (sampled) and seconds per stage."""
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    cmd = [sys.executable, "-m", "sources.cli", "run", "--config", str(config), "--as-of", AS_OF, *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(True)))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"night failed: {proc.stderr.read().decode().strip()}")
+    os.environ["DAGSTER_HOME"] = str(home)
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_runs(limit=1)[0]
+        stats = instance.get_run_step_stats(run.run_id)
+    per_stage = dict.fromkeys(STAGES, 0.0)
+    for s in stats:
+        if s.start_time and s.end_time:
+            per_stage[stage_of(s.step_key)] += s.end_time - s.start_time
+    return {"wall": wall, "peak_rss_gib": peak / 2**30, **per_stage}
+
+
+def change_one_percent(sources: Path, seed: int = 1) -> int:
+    """Change 1% of person records in place: a move (new street) in the CRM, a new email at the
+    shop, and new CRM records for existing people. Returns the number of records touched."""
+    rng = np.random.default_rng(seed)
+    crm_path = sources / "crm_contacts.csv"
+    crm = pd.read_csv(crm_path, dtype=str, keep_default_na=False)
+    shop_path = sources / "shop_customers.parquet"
+    shop = pd.read_parquet(shop_path)
+    total = len(crm) + len(shop)
+    n_move = max(1, int(0.004 * total))
+    n_email = max(1, int(0.003 * total))
+    n_new = max(1, int(0.003 * total))
+    moved = rng.choice(len(crm), n_move, replace=False)
+    crm.loc[moved, "Street"] = [f"{rng.integers(1, 200)} Bench Road" for _ in moved]
+    emailed = rng.choice(len(shop), n_email, replace=False)
+    col = shop.columns.get_loc("email")
+    for i in emailed:
+        shop.iat[i, col] = f"changed.{i}@example.org"
+    new = crm.iloc[rng.choice(len(crm), n_new, replace=False)].copy()
+    new["ContactId"] = [f"BENCH{i:07d}" for i in range(n_new)]
+    pd.concat([crm, new]).to_csv(crm_path, index=False)
+    shop.to_parquet(shop_path, index=False)
+    return n_move + n_email + n_new
+
+
+def bench(people: int) -> list[dict]:
+    from sources.demo import generate_demo
+
+    base = ROOT / "data" / "bench" / f"night-{people}"
+    shutil.rmtree(base, ignore_errors=True)
+    t = time.perf_counter()
+    generate_demo(base / "sources", people=people, seed=42)
+    print(f"# {people:,} people generated in {time.perf_counter() - t:.0f} s", flush=True)
+    config, home = base / "sources" / "scv.yml", base / "dagster_home"
+    home.mkdir(parents=True)
+    full = run_night(config, home)
+    records = pd.read_csv(base / "sources" / "truth.csv").shape[0]
+    touched = change_one_percent(base / "sources")
+    incremental = run_night(config, home)
+    relink = run_night(config, home, "--full")
+    return [
+        {"people": people, "night": "full (first, trains the model)", "records": records, **full},
+        {"people": people, "night": f"incremental ({touched:,} records changed)", "records": records, **incremental},
+        {"people": people, "night": "full re-link (--full, model reused)", "records": records, **relink},
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--people", default="100000", help="comma-separated sizes")
+    p.add_argument("--full-scale", action="store_true", help="also 1,000,000 people")
+    args = p.parse_args()
+    sizes = [int(x) for x in args.people.split(",")] + ([1_000_000] if args.full_scale else [])
+    rows = []
+    for n in sizes:
+        rows += bench(n)
+    cols = ["people", "night", "records", *STAGES, "wall", "peak_rss_gib"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = [f"{r[c]:,.1f}" if isinstance(r[c], float) else f"{r[c]:,}" if isinstance(r[c], int) else r[c] for c in cols]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
