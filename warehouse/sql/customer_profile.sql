@@ -42,11 +42,11 @@ orders AS (
     SELECT
         customer_id,
         count(*) AS orders_count,
-        sum(amount) AS total_spend,
+        round(sum(amount), 2) AS total_spend,
         count(*) FILTER (WHERE is_online) AS online_orders,
-        coalesce(sum(amount) FILTER (WHERE is_online), 0) AS online_spend,
+        round(coalesce(sum(amount) FILTER (WHERE is_online), 0), 2) AS online_spend,
         count(*) FILTER (WHERE is_store) AS store_orders,
-        coalesce(sum(amount) FILTER (WHERE is_store), 0) AS store_spend,
+        round(coalesce(sum(amount) FILTER (WHERE is_store), 0), 2) AS store_spend,
         min(CAST(occurred_at AS DATE)) AS first_order_date,
         max(CAST(occurred_at AS DATE)) AS last_order_date
     FROM tp
