@@ -28,6 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from transforms.rfm import SEGMENT_NAMES
 from warehouse.report import build_run_report, write_run_report
 from warehouse.store import Warehouse, write_frame
 
@@ -157,19 +158,7 @@ def synthetic_report(out_dir: Path, people: int = 400, seed: int = 7) -> Path:
             ),
             schema="scv",
         )
-        segments = [
-            "Champions",
-            "Loyal Customers",
-            "Potential Loyalist",
-            "New Customers",
-            "Promising",
-            "Need Attention",
-            "About To Sleep",
-            "At Risk",
-            "Can't Lose Them",
-            "Hibernating",
-            "Lost",
-        ]
+        segments = list(SEGMENT_NAMES)
         buyers = ids[: int(people * 0.7)]
         rfm = pd.DataFrame(
             {

@@ -43,6 +43,20 @@ __all__ = [
 SCORES: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 #: Where the pipeline puts `segment_table(...)` before running rfm.sql, and its columns.
+#: The published map's segment names, best first (reports list them in this order).
+SEGMENT_NAMES: tuple[str, ...] = (
+    "Champions",
+    "Loyal Customers",
+    "Potential Loyalist",
+    "New Customers",
+    "Promising",
+    "Need Attention",
+    "About To Sleep",
+    "At Risk",
+    "Can't Lose Them",
+    "Hibernating",
+    "Lost",
+)
 SEGMENT_MAP_TABLE = "stage.rfm_segment_map"
 SEGMENT_MAP_COLUMNS = ("r_score", "f_score", "m_score", "segment")
 

@@ -27,6 +27,8 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from transforms.rfm import SEGMENT_NAMES
+
 __all__ = [
     "SUMMARY_VERSION",
     "build_run_report",
@@ -58,19 +60,8 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
 WORSE_UP = {"rows_quarantined": True}
 
 #: the published RFM segment map's names and the lifecycle stages, in their natural order
-RFM_ORDER = (
-    "Champions",
-    "Loyal Customers",
-    "Potential Loyalist",
-    "New Customers",
-    "Promising",
-    "Need Attention",
-    "About To Sleep",
-    "At Risk",
-    "Can't Lose Them",
-    "Hibernating",
-    "Lost",
-)
+RFM_ORDER = SEGMENT_NAMES
+
 STAGE_ORDER = ("prospect", "new", "active", "at_risk", "lost", "reactivated")
 FIRST_SEEN = "(first seen)"
 #: records per customer shown one by one up to this size, then as one "N+" bucket
