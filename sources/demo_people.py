@@ -382,9 +382,14 @@ def _sample_emails(rng, first: np.ndarray, last: np.ndarray, dob, country) -> np
         if m.any():
             domain[m] = _weighted(rng, N.EMAIL_DOMAINS[c], int(m.sum()))
     email = local + "@" + domain
-    # Distinct people never share an address by accident: number the repeats.
+    # Distinct people never share a mailbox by accident: number the repeats. Gmail ignores dots
+    # and treats googlemail.com as gmail.com, so two such addresses are one mailbox.
+    gmail = np.isin(domain, ("gmail.com", "googlemail.com"))
     for _ in range(5):
-        s = pd.Series(email)
+        mailbox = np.where(
+            gmail, pd.Series(local).str.replace(".", "", regex=False).to_numpy() + "@gmail.com", email
+        )
+        s = pd.Series(mailbox)
         rep = s.groupby(s, sort=False).cumcount().to_numpy()
         if not (rep > 0).any():
             break
