@@ -25,7 +25,7 @@ import pandas as pd
 from warehouse.models import load_sql, model_parameters
 from warehouse.schema import SCHEMA, TABLES, Table, comment_statements, create_statement
 
-__all__ = ["Warehouse", "empty_frame", "write_frame", "write_model"]
+__all__ = ["Warehouse", "empty_frame", "fetch_frame", "write_frame", "write_model", "write_select"]
 
 STAGE = "stage"
 
@@ -89,19 +89,51 @@ def write_model(
     The model's `$parameters` are bound by name from `params`; its columns must be exactly the
     documented ones, cast to the documented types and commented.
     """
-    table = TABLES[name]
-    sql = load_sql(name)
     bound = {k: v for k, v in (params or {}).items() if k in model_parameters(name)}
-    cols = [d[0] for d in con.execute(f"DESCRIBE {sql}", bound).fetchall()]
+    return write_select(con, name, load_sql(name), bound, what=f"model {name}")
+
+
+def write_select(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    sql: str,
+    params: Mapping[str, Any] | list | None = None,
+    what: str | None = None,
+) -> int:
+    """Replace documented table `scv.name` with the rows of the query `sql`, whose columns must
+    be exactly the documented ones (cast to the documented types and commented)."""
+    table = TABLES[name]
+    params = params if params is not None else {}
+    cols = [d[0] for d in con.execute(f"DESCRIBE {sql}", params).fetchall()]
     if cols != table.column_names:
         raise ValueError(
-            f"model {name}: columns {cols} differ from warehouse/schema.py {table.column_names}"
+            f"{what or 'query for scv.' + name}: columns {cols} differ from warehouse/schema.py "
+            f"{table.column_names}"
         )
     select = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in table.columns)
-    con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{name} AS SELECT {select} FROM ({sql})", bound)
+    con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{name} AS SELECT {select} FROM ({sql})", params)
     for stmt in comment_statements(table):
         con.execute(stmt)
     return int(con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0])
+
+
+def fetch_frame(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None
+) -> pd.DataFrame:
+    """The result of `sql` as a pandas frame, through Arrow: 3-6x faster than `.df()` on wide
+    tables of text (the person records at 1M rows). List columns come back as lists."""
+    rel = con.sql(sql, params=params) if params else con.sql(sql)
+    table = rel.to_arrow_table()
+    return _lists_as_python(table.to_pandas(), table)
+
+
+def _lists_as_python(df: pd.DataFrame, table) -> pd.DataFrame:
+    import pyarrow as pa
+
+    for field in table.schema:
+        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+            df[field.name] = table.column(field.name).to_pylist()
+    return df
 
 
 def empty_frame(name: str) -> pd.DataFrame:
@@ -150,7 +182,21 @@ class Warehouse:
             ).fetchall()[0][0]
             if not exists:
                 return empty_frame(name)
-            return con.execute(f"SELECT * FROM {SCHEMA}.{name}").df()
+            return fetch_frame(con, f"SELECT * FROM {SCHEMA}.{name}")
+
+    @contextmanager
+    def published_attached(self, con: duckdb.DuckDBPyConnection) -> Iterator[bool]:
+        """The published file attached read-only to a staging connection as database
+        `published` (so `published.scv.<table>` can be read in SQL); False before the first
+        publish, when nothing is attached."""
+        if not self.published.exists():
+            yield False
+            return
+        con.execute(f"ATTACH '{_sql_path(self.published)}' AS published (READ_ONLY)")
+        try:
+            yield True
+        finally:
+            con.execute("DETACH published")
 
     def stage_previous(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
         """Copy the last published `scv.<name>` tables into schema `prev` of the staging file

@@ -16,7 +16,7 @@ from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
 from transforms.incremental import carry_edges, plan_incremental, record_fingerprints
-from warehouse.store import write_frame
+from warehouse.store import fetch_frame, write_frame
 
 MODEL_FILE = "linkage_model.json"
 FULL_TAG = "scv/full"
@@ -45,8 +45,8 @@ def save_linkage_state(cfg: Config, warehouse: WarehouseResource) -> None:
     d = _state_dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
     with warehouse.store.stage() as con:
-        edges = con.execute("SELECT * FROM stage.edges").df()
-        records = con.execute("SELECT * FROM stage.record_fingerprints").df()
+        edges = fetch_frame(con, "SELECT * FROM stage.edges")
+        records = fetch_frame(con, "SELECT * FROM stage.record_fingerprints")
         version = con.execute("SELECT model_version FROM stage.linkage_state").fetchall()[0][0]
     for name, frame in (("edges", edges), ("records", records)):
         tmp = d / f".{name}.parquet.tmp"
@@ -72,6 +72,8 @@ def linkage_settings(cfg: Config) -> linkage.LinkageSettings:
         em_max_pairs=lc.em_max_pairs,
         seed=lc.seed,
         labels=lc.labels,
+        memory_limit=lc.memory_limit,
+        temp_directory=cfg.data_dir / "tmp" / "linkage",
     )
 
 
@@ -81,7 +83,7 @@ def model_path(cfg: Config) -> Path:
 
 def load_persons(warehouse: WarehouseResource) -> pd.DataFrame:
     with warehouse.store.stage() as con:
-        return con.execute("SELECT * FROM stage.person_records").df()
+        return fetch_frame(con, "SELECT * FROM stage.person_records")
 
 
 def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
