@@ -168,14 +168,40 @@ def _validation_state_path(cfg: Config, name: str) -> Path:
     return cfg.landing_dir / name / "accepted.json"
 
 
-def _validation_key(cfg: Config, src: SourceConfig, suppressed: set[str]) -> str:
+def _known_ids_digest(con, ref: str) -> str:
+    """A digest of the person ids an activity source is checked against: the ids the referenced
+    person source accepted tonight and those it quarantined as erased. A change of addresses or
+    emails in the person file leaves it alone, so the activity rows need no re-validation."""
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'stage'"
+        ).fetchall()
+    }
+    if not {f"accepted_{ref}", f"quarantine_{ref}"} <= tables:
+        return "none"
+    row = con.execute(
+        f"""
+        WITH ids AS (
+            SELECT 'a' AS k, source_record_id FROM stage.accepted_{ref}
+            UNION ALL
+            SELECT 'e', source_record_id FROM stage.quarantine_{ref}
+            WHERE rule = ? AND source_record_id IS NOT NULL
+        )
+        SELECT count(*), bit_xor(hash(k, source_record_id)),
+               sum(hash(k || source_record_id)::HUGEINT) % 18446744073709551557
+        FROM ids
+        """,
+        [ERASED_RULE],
+    ).fetchall()[0]
+    return ":".join(str(v) for v in row)
+
+
+def _validation_key(cfg: Config, src: SourceConfig, suppressed: set[str], con) -> str:
     """What a validation result depends on, besides the as-of date: the landed file, the source's
-    config, the rules shared by all sources, the referenced person source's own validation, the
-    suppression list and this code's version."""
-    ref = ""
-    if src.person is not None:
-        ref_state = _validation_state_path(cfg, src.person.source)
-        ref = json.loads(ref_state.read_text()).get("key", "") if ref_state.exists() else "none"
+    config, the rules shared by all sources, the set of ids the referenced person source accepted
+    (not its other fields), the suppression list and this code's version."""
+    ref = _known_ids_digest(con, src.person.source) if src.person is not None else ""
     parts = {
         "landing": read_landing_state(cfg, src.name).get("fingerprint"),
         "source": src.model_dump(mode="json"),
@@ -229,10 +255,10 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
                 f"privacy key: set ${cfg.privacy.key_env}",
                 allow_retries=False,
             )
-        vkey = _validation_key(cfg, src, suppressed)
         state_path = _validation_state_path(cfg, name)
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         with warehouse.store.stage() as con:
+            vkey = _validation_key(cfg, src, suppressed, con)
             reuse = _reusable(state, vkey, n.as_of, con, name)
         if reuse:
             context.log.info(f"{name}: landed file and rules unchanged, last validation reused")
