@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
 from dagster_project.assets.identity import save_linkage_state
+from dagster_project.assets.warehouse import save_golden_state
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from warehouse.audit import audit_staged_warehouse
@@ -51,6 +52,7 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
             )
         counts = warehouse.store.publish()
         save_linkage_state(cfg, warehouse)
+        save_golden_state(cfg, warehouse)
         context.log.info(f"published {sum(counts.values()):,} rows in {len(counts)} tables")
         return dg.MaterializeResult(
             metadata={

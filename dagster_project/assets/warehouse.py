@@ -2,19 +2,27 @@
 quarantine and the source run log."""
 
 
+import hashlib
+import json
+import os
+from importlib.metadata import version
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
 from dagster_project import constants as C
 from dagster_project.assets.common import night
-from dagster_project.assets.identity import load_persons
+from dagster_project.assets.identity import FULL_TAG
 from dagster_project.assets.sources import accepted_key
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
-from transforms.golden import assign_customer_ids, build_golden
+from transforms.golden import GOLDEN_FIELDS, assign_customer_ids, build_golden
 from warehouse.models import stage_create_statement
-from warehouse.schema import TABLES
-from warehouse.store import write_frame, write_model
+from warehouse.schema import TABLES, comment_statements
+from warehouse.store import empty_frame, fetch_frame, write_frame, write_model, write_select
+
+__version__ = version("scv-warehouse")
 
 ACTIVITY = {"order": "orders", "event": "events", "consent": "consents"}
 
@@ -31,22 +39,134 @@ def _union_or_empty(con, table: str, sources: list[str]) -> int:
     return int(con.execute(f"SELECT count(*) FROM stage.{table}").fetchall()[0][0])
 
 
-def source_person_records(persons: pd.DataFrame, xref: pd.DataFrame) -> pd.DataFrame:
-    """The documented `scv.person_record` rows: source values as written, plus customer_id."""
-    cols = TABLES["person_record"].column_names
-    merged = persons.merge(
-        xref[["source", "source_record_id", "customer_id"]],
-        on=["source", "source_record_id"],
-        how="left",
-        validate="one_to_one",
+def _person_record_sql() -> str:
+    cols = []
+    for c in TABLES["person_record"].column_names:
+        cols.append('x.customer_id' if c == "customer_id" else f'p."{c}"')
+    return (
+        "SELECT " + ", ".join(f'{e} AS "{c}"' for e, c in zip(cols, TABLES["person_record"].column_names))
+        + " FROM stage.person_records p LEFT JOIN scv.customer_xref x USING (source, source_record_id)"
+        + " ORDER BY p.source, p._row_number"
     )
-    for c in cols:
-        if c not in merged:
-            merged[c] = None
-    merged["field_issues"] = merged["field_issues"].map(
-        lambda v: [] if v is None or (isinstance(v, float)) else list(v)
-    )
-    return merged[cols]
+
+
+#: The documented `scv.person_record` rows: source values as written, plus customer_id.
+PERSON_RECORD_SQL = _person_record_sql()
+
+#: Tonight's person records with their customer and a hash of everything survivorship reads
+#: (every standardised column; not the row's position in its file).
+GOLDEN_RECORDS_SQL = """
+CREATE OR REPLACE TABLE stage.golden_records AS
+SELECT x.source, x.source_record_id, x.customer_id,
+       hash(*COLUMNS(p.* EXCLUDE (_row_number))) AS fingerprint
+FROM stage.person_records p JOIN scv.customer_xref x USING (source, source_record_id)
+"""
+
+
+def _golden_state_dir(cfg: Config) -> Path:
+    return cfg.data_dir / "state" / "golden"
+
+
+def golden_config_hash(cfg: Config) -> str:
+    """What survivorship depends on besides the records: the rules, the trust ranks, the code."""
+    parts = {
+        "fields": {k: list(v) for k, v in cfg.survivorship.fields.items()},
+        "default": list(cfg.survivorship.default),
+        "trust": {n: s.trust for n, s in sorted(cfg.sources.items())},
+        "code": __version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def load_golden_state(cfg: Config) -> dict | None:
+    """Record fingerprints and config hash of the last PUBLISHED night (saved by the publish step)."""
+    d = _golden_state_dir(cfg)
+    if not (d / "records.parquet").exists() or not (d / "state.json").exists():
+        return None
+    return {
+        "records": d / "records.parquet",
+        "config_hash": json.loads((d / "state.json").read_text())["config_hash"],
+    }
+
+
+def save_golden_state(cfg: Config, warehouse: WarehouseResource) -> None:
+    """Keep tonight's record fingerprints for the next night's golden records; called only after
+    a successful publish, so the state always describes the published tables."""
+    d = _golden_state_dir(cfg)
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / ".records.parquet.tmp"
+    with warehouse.store.stage() as con:
+        con.execute(
+            f"COPY stage.golden_records TO '{_sql_literal(tmp)}' (FORMAT parquet)"
+        )
+        config_hash = con.execute("SELECT config_hash FROM stage.golden_state").fetchall()[0][0]
+    os.replace(tmp, d / "records.parquet")
+    tmp = d / ".state.json.tmp"
+    tmp.write_text(json.dumps({"config_hash": config_hash}))
+    os.replace(tmp, d / "state.json")
+
+
+def _sql_literal(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
+def _affected_customers(con, warehouse: WarehouseResource, previous_records: Path) -> set[str]:
+    """Customers whose golden record must be decided again: any record that is new, changed,
+    moved between customers or gone (on either side of the move), and any customer the
+    published table lacks."""
+    rows = con.execute(
+        f"""
+        WITH prev AS (SELECT source, source_record_id, customer_id, fingerprint
+                      FROM read_parquet('{_sql_literal(previous_records)}')),
+             cur AS (SELECT source, source_record_id, customer_id, fingerprint FROM stage.golden_records)
+        SELECT customer_id FROM (SELECT * FROM cur EXCEPT SELECT * FROM prev)
+        UNION
+        SELECT customer_id FROM (SELECT * FROM prev EXCEPT SELECT * FROM cur)
+        """
+    ).fetchall()
+    affected = {r[0] for r in rows}
+    with warehouse.store.published_attached(con) as attached:
+        if not attached:
+            return affected | {r[0] for r in con.execute("SELECT DISTINCT customer_id FROM scv.customer_xref").fetchall()}
+        missing = con.execute(
+            "SELECT DISTINCT customer_id FROM scv.customer_xref "
+            "EXCEPT SELECT customer_id FROM published.scv.customer"
+        ).fetchall()
+    return affected | {r[0] for r in missing}
+
+
+def _carry_unaffected(con, warehouse: WarehouseResource, decided: pd.DataFrame) -> None:
+    """Append the published golden rows and provenance of every customer not decided tonight
+    that still exists."""
+    con.register("_decided", decided[["customer_id"]])
+    try:
+        with warehouse.store.published_attached(con) as attached:
+            if not attached:
+                return
+            keep = (
+                "customer_id IN (SELECT customer_id FROM scv.customer_xref) "
+                "AND customer_id NOT IN (SELECT customer_id FROM _decided)"
+            )
+            for name in ("customer", "customer_field_provenance"):
+                cols = ", ".join(f'"{c}"' for c in TABLES[name].column_names)
+                con.execute(
+                    f"INSERT INTO scv.{name} ({cols}) SELECT {cols} FROM published.scv.{name} WHERE {keep}"
+                )
+    finally:
+        con.unregister("_decided")
+
+
+def _sort_golden(con) -> None:
+    """The golden tables in the order a full build writes them: by customer id, provenance then
+    by field in golden-record column order."""
+    order = ", ".join(f"'{f}'" for f in GOLDEN_FIELDS)
+    for name, by in (
+        ("customer", "customer_id"),
+        ("customer_field_provenance", f"customer_id, list_position([{order}], field)"),
+    ):
+        con.execute(f"CREATE OR REPLACE TABLE scv.{name} AS SELECT * FROM scv.{name} ORDER BY {by}")
+        for stmt in comment_statements(TABLES[name]):
+            con.execute(stmt)
 
 
 def history_append(previous: pd.DataFrame, new_rows: pd.DataFrame) -> pd.DataFrame:
@@ -112,7 +232,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         n = night(context)
         previous = warehouse.store.previous("customer_xref")
         with warehouse.store.stage() as con:
-            clusters = con.execute("SELECT * FROM stage.clusters").df()
+            clusters = fetch_frame(con, "SELECT * FROM stage.clusters")
             persons_n = con.execute("SELECT count(*) FROM stage.person_records").fetchall()[0][0]
         previous_history = warehouse.store.previous("customer_id_history")
         xref, history = assign_customer_ids(
@@ -187,52 +307,108 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         ],
     )
     def customer(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        persons = load_persons(warehouse)
-        with warehouse.store.stage() as con:
-            xref = con.execute("SELECT * FROM scv.customer_xref").df()
+        """Golden records, incrementally: a customer whose records (and their content) are the
+        same as on the last published night keeps its published golden row and provenance; only
+        customers touched by a new, changed, moved or deleted record are decided again. A change
+        of the survivorship rules, the trust ranks or the code rebuilds everyone."""
         trust = {n: s.trust for n, s in cfg.sources.items()}
-        golden, provenance = build_golden(
-            persons,
-            xref,
-            rules=dict(cfg.survivorship.fields),
-            default_rules=list(cfg.survivorship.default),
-            trust=trust,
-        )
-        records = source_person_records(persons, xref)
+        config_hash = golden_config_hash(cfg)
+        with warehouse.store.stage() as con:
+            con.execute(GOLDEN_RECORDS_SQL)
+            previous = load_golden_state(cfg)
+            if context.run.tags.get(FULL_TAG) == "true":
+                mode, affected = "full (requested)", None
+            elif previous is None or previous["config_hash"] != config_hash:
+                mode = "full (" + ("no stored state" if previous is None else "rules or code changed") + ")"
+                affected = None
+            else:
+                mode = "incremental"
+                affected = _affected_customers(con, warehouse, previous["records"])
+            con.execute("CREATE OR REPLACE TABLE stage.golden_state AS SELECT ? AS config_hash", [config_hash])
+            if affected is None:
+                persons = fetch_frame(con, "SELECT * FROM stage.person_records")
+                xref = fetch_frame(con, "SELECT source, source_record_id, customer_id FROM scv.customer_xref")
+            else:
+                con.register("_affected", pd.DataFrame({"customer_id": sorted(affected)}, dtype="str"))
+                persons = fetch_frame(
+                    con,
+                    "SELECT p.* FROM stage.person_records p JOIN scv.customer_xref x "
+                    "USING (source, source_record_id) WHERE x.customer_id IN (SELECT customer_id FROM _affected)",
+                )
+                xref = fetch_frame(
+                    con,
+                    "SELECT source, source_record_id, customer_id FROM scv.customer_xref "
+                    "WHERE customer_id IN (SELECT customer_id FROM _affected)",
+                )
+        if len(xref):
+            golden, provenance = build_golden(
+                persons,
+                xref,
+                rules=dict(cfg.survivorship.fields),
+                default_rules=list(cfg.survivorship.default),
+                trust=trust,
+            )
+        else:  # nobody to decide tonight (or no person records at all)
+            golden, provenance = empty_frame("customer"), empty_frame("customer_field_provenance")
         with warehouse.store.stage() as con:
             write_frame(con, "customer", golden, schema="scv")
             write_frame(con, "customer_field_provenance", provenance, schema="scv")
-            write_frame(con, "person_record", records, schema="scv")
-        rules_used = provenance["rule"].value_counts().to_dict() if len(provenance) else {}
+            if affected is not None:
+                _carry_unaffected(con, warehouse, golden)
+            _sort_golden(con)
+            customers, with_email, with_phone, multi = con.execute(
+                "SELECT count(*), count(email), count(phone), count(*) FILTER (record_count > 1) "
+                "FROM scv.customer"
+            ).fetchall()[0]
+            n_prov = con.execute("SELECT count(*) FROM scv.customer_field_provenance").fetchall()[0][0]
+            rules_used = dict(
+                con.execute("SELECT rule, count(*) FROM scv.customer_field_provenance GROUP BY ALL ORDER BY 2 DESC").fetchall()
+            )
+            ids_unique, ids_match, xref_customers = con.execute(
+                """
+                SELECT (SELECT count(*) = count(DISTINCT customer_id) FROM scv.customer),
+                       (SELECT count(*) FROM (
+                            SELECT customer_id FROM scv.customer
+                            EXCEPT SELECT customer_id FROM scv.customer_xref)) = 0
+                       AND (SELECT count(*) FROM (
+                            SELECT customer_id FROM scv.customer_xref
+                            EXCEPT SELECT customer_id FROM scv.customer)) = 0,
+                       (SELECT count(DISTINCT customer_id) FROM scv.customer_xref)
+                """
+            ).fetchall()[0]
+            records = write_select(con, "person_record", PERSON_RECORD_SQL)
+            with_issues = con.execute(
+                "SELECT count(*) FROM scv.person_record WHERE len(field_issues) > 0"
+            ).fetchall()[0][0]
+        context.log.info(
+            f"golden records ({mode}): {len(golden):,} of {customers:,} customers decided tonight"
+        )
         yield dg.MaterializeResult(
             asset_key="customer",
             metadata={
-                "dagster/row_count": len(golden),
-                "with_email": int(golden["email"].notna().sum()),
-                "with_phone": int(golden["phone"].notna().sum()),
-                "multi_source_customers": int((golden["record_count"] > 1).sum()),
+                "dagster/row_count": int(customers),
+                "mode": mode,
+                "customers_decided_tonight": len(golden),
+                "customers_carried": int(customers) - len(golden),
+                "with_email": int(with_email),
+                "with_phone": int(with_phone),
+                "multi_source_customers": int(multi),
             },
         )
         yield dg.MaterializeResult(
             asset_key="customer_field_provenance",
-            metadata={"dagster/row_count": len(provenance), "decided_by_rule": rules_used},
+            metadata={"dagster/row_count": int(n_prov), "decided_by_rule": {k: int(v) for k, v in rules_used.items()}},
         )
         yield dg.MaterializeResult(
             asset_key="person_record",
-            metadata={
-                "dagster/row_count": len(records),
-                "with_field_issues": int(records["field_issues"].map(len).gt(0).sum()),
-            },
+            metadata={"dagster/row_count": int(records), "with_field_issues": int(with_issues)},
         )
         yield dg.AssetCheckResult(
             asset_key="customer",
             check_name=C.CHECK_IDS_UNIQUE,
-            passed=bool(
-                golden["customer_id"].is_unique
-                and set(golden["customer_id"]) == set(xref["customer_id"])
-            ),
+            passed=bool(ids_unique and ids_match),
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"customers": len(golden), "xref_customers": int(xref["customer_id"].nunique())},
+            metadata={"customers": int(customers), "xref_customers": int(xref_customers)},
         )
 
     @dg.asset(
