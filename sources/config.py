@@ -185,6 +185,18 @@ class LinkageConfig(_Model):
     u_max_pairs: float = 1e7
     em_max_pairs: float = 5e6
     seed: int = 42
+    memory_limit: str | None = Field(
+        "4GB",
+        description="DuckDB memory cap for linkage (e.g. '4GB'); beyond it DuckDB spills to disk. "
+        "null: DuckDB's default (80% of RAM)",
+    )
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", v, re.I):
+            raise ValueError(f"must be a size such as '4GB' or '512MiB', got {v!r}")
+        return v
 
 
 class SurvivorshipConfig(_Model):
@@ -229,6 +241,12 @@ class LifecycleConfig(_Model):
 class ScheduleConfig(_Model):
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
+    sensor_interval_seconds: int = Field(
+        300,
+        ge=30,
+        le=86400,
+        description="how often the source-file sensor looks for new or changed source files",
+    )
 
 
 class PrivacyConfig(_Model):

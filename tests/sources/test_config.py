@@ -79,3 +79,13 @@ def test_source_names_are_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"\[a-z0-9_\]"):
         load_config(write(tmp_path, BASE.replace("  crm:\n", "  CRM-Main:\n", 1)
                           .replace("source: crm", "source: CRM-Main")))
+
+
+def test_linkage_memory_limit_defaults_to_4gb_and_is_checked(tmp_path):
+    assert load_config(write(tmp_path, BASE)).linkage.memory_limit == "4GB"
+    ok = load_config(write(tmp_path, BASE + "linkage: {memory_limit: 512MiB}\n"))
+    assert ok.linkage.memory_limit == "512MiB"
+    assert load_config(write(tmp_path, BASE + "linkage: {memory_limit: null}\n")).linkage.memory_limit is None
+    with pytest.raises(ConfigError, match="linkage.memory_limit") as exc:
+        load_config(write(tmp_path, BASE + "linkage: {memory_limit: lots}\n"))
+    assert "4GB" in str(exc.value)

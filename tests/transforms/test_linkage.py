@@ -764,3 +764,14 @@ def test_duckdb_engine_has_its_own_connection():
     assert a.duckdb_con is not b.duckdb_con
     threads = a.duckdb_con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     assert int(threads) == 2
+
+
+def test_duckdb_engine_applies_memory_limit_and_spill_folder(tmp_path):
+    api = make_db_api(LinkageSettings(memory_limit="1GB", temp_directory=tmp_path / "spill"))
+    con = api._con
+    limit, temp = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchall()[0]
+    assert limit.endswith("MiB") or limit.endswith("GiB")
+    assert float(limit.split()[0]) < 1.0 or limit.endswith("MiB")
+    assert temp == str(tmp_path / "spill")

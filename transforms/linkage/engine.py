@@ -34,6 +34,12 @@ def make_db_api(settings: LinkageSettings) -> Any:
         con.execute(f"SET threads = {int(settings.threads)}")
         # Splink's intermediate tables do not need row order; dropping it saves memory.
         con.execute("SET preserve_insertion_order = false")
+        if settings.memory_limit:
+            # Past the cap DuckDB spills to disk instead of growing: the night's peak stays bounded.
+            con.execute("SET memory_limit = ?", [settings.memory_limit])
+        if settings.temp_directory:
+            settings.temp_directory.mkdir(parents=True, exist_ok=True)
+            con.execute("SET temp_directory = ?", [str(settings.temp_directory)])
         return DuckDBAPI(connection=con)
     if settings.engine == "spark":
         try:

@@ -32,7 +32,9 @@ class LinkageSettings:
     EM training passes; `seed` makes the u sampling reproducible; `labels` is an optional CSV of
     clerical labels (`unique_id_l, unique_id_r, is_match`) used to estimate m instead of EM.
     `guards` switches the hard-conflict vetoes and cluster splitting (on in production; off only
-    to measure what they buy). `threads` caps DuckDB's worker threads.
+    to measure what they buy). `threads` caps DuckDB's worker threads; `memory_limit` caps its
+    memory (DuckDB spills intermediate results to `temp_directory`, or its default beside the
+    database, beyond it; None keeps DuckDB's default of 80% of RAM).
     """
 
     engine: Literal["duckdb", "spark"] = "duckdb"
@@ -44,6 +46,8 @@ class LinkageSettings:
     edge_floor: float = EDGE_FLOOR
     guards: bool = True
     threads: int = 2
+    memory_limit: str | None = None
+    temp_directory: Path | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ("duckdb", "spark"):
@@ -67,6 +71,7 @@ class LinkageSettings:
             "em_max_pairs": cfg.em_max_pairs,
             "seed": cfg.seed,
             "labels": cfg.labels,
+            "memory_limit": cfg.memory_limit,
         }
         values.update(overrides)
         return cls(**values)
