@@ -9,6 +9,7 @@ GROUP_EXPORTS = "exports"
 
 JOB_NIGHTLY = "scv_nightly"
 SCHEDULE_NIGHTLY = "scv_nightly_schedule"
+SENSOR_SOURCE_FILES = "scv_source_files_sensor"
 
 # Asset checks (severity chosen deliberately: ERROR blocks downstream, WARN asks a human)
 CHECK_FILE_LEVEL = "file_is_usable"  # ERROR: empty, shrunk or drifted file

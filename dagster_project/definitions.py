@@ -16,6 +16,7 @@ from dagster_project.assets.sources import build_accepted_asset, build_landing_a
 from dagster_project.assets.warehouse import build_warehouse_assets
 from dagster_project.jobs import nightly_job, nightly_schedule
 from dagster_project.resources import build_resources
+from dagster_project.sensors import source_files_sensor
 from sources.config import Config, load_config
 
 
@@ -37,6 +38,7 @@ def build_definitions(cfg: Config) -> dg.Definitions:
         assets=assets,
         jobs=[job],
         schedules=[nightly_schedule(cfg, job)],
+        sensors=[source_files_sensor(cfg, job)],
         resources=build_resources(cfg),
         executor=dg.in_process_executor,
     )
