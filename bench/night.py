@@ -65,10 +65,12 @@ def run_night(config: Path, home: Path, *extra: str) -> dict:
         run = instance.get_runs(limit=1)[0]
         stats = instance.get_run_step_stats(run.run_id)
     per_stage = dict.fromkeys(STAGES, 0.0)
+    per_step = {}
     for s in stats:
         if s.start_time and s.end_time:
             per_stage[stage_of(s.step_key)] += s.end_time - s.start_time
-    return {"wall": wall, "peak_rss_gib": peak / 2**30, **per_stage}
+            per_step[s.step_key] = s.end_time - s.start_time
+    return {"wall": wall, "peak_rss_gib": peak / 2**30, **per_stage, "steps": per_step}
 
 
 def change_one_percent(sources: Path, seed: int = 1) -> int:
@@ -122,6 +124,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--people", default="100000", help="comma-separated sizes")
     p.add_argument("--full-scale", action="store_true", help="also 1,000,000 people")
+    p.add_argument("--steps", action="store_true", help="also print seconds per Dagster step")
     args = p.parse_args()
     sizes = [int(x) for x in args.people.split(",")] + ([1_000_000] if args.full_scale else [])
     rows = []
@@ -133,6 +136,13 @@ def main() -> None:
     for r in rows:
         cells = [f"{r[c]:,.1f}" if isinstance(r[c], float) else f"{r[c]:,}" if isinstance(r[c], int) else r[c] for c in cols]
         print("| " + " | ".join(cells) + " |")
+    if args.steps:
+        keys = sorted({k for r in rows for k in r["steps"]}, key=lambda k: -max(r["steps"].get(k, 0) for r in rows))
+        print()
+        print("| step | " + " | ".join(f"{r['people']:,} {r['night'].split(' ')[0]}" for r in rows) + " |")
+        print("|---|" + "---|" * len(rows))
+        for k in keys:
+            print(f"| {k} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for r in rows) + " |")
 
 
 if __name__ == "__main__":
