@@ -58,9 +58,17 @@ class IncrementalPlan:
 
 def plan_incremental(previous: pd.DataFrame, current: pd.DataFrame) -> IncrementalPlan:
     """Compare last night's fingerprints with tonight's."""
-    prev = dict(zip(previous["unique_id"], previous["fingerprint"]))
-    changed = {u for u, f in zip(current["unique_id"], current["fingerprint"]) if prev.get(u) != f}
-    deleted = set(prev) - set(current["unique_id"])
+    prev = pd.Series(
+        previous["fingerprint"].to_numpy(),
+        index=pd.Index(previous["unique_id"].astype(str)),
+        dtype="Int64",  # nullable, so a missing record does not turn 64-bit hashes into floats
+    )
+    cur_ids = current["unique_id"].astype(str)
+    before = prev.reindex(cur_ids.to_numpy())
+    now = pd.array(current["fingerprint"].to_numpy(), dtype="Int64")
+    same = (before.array == now).fillna(False).to_numpy(dtype=bool)
+    changed = set(cur_ids[~same])
+    deleted = set(prev.index.difference(pd.Index(cur_ids)))
     return IncrementalPlan(
         changed=frozenset(changed),
         deleted=frozenset(deleted),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .comparisons import COUNT_SUFFIX, COUNTED_COLUMNS
@@ -160,14 +161,20 @@ def prepare_frame(
         key = frame[parts[0]].astype("string")
         for p in parts[1:]:
             key = key + _SEP + frame[p].astype("string")
-        counts = key.map(key.value_counts(dropna=True))
-        frame[name] = key.where(counts <= max_key_records)
+        frame[name] = key.where(_share_counts(key) <= max_key_records)
     frame = frame.drop(columns=["_email_user", "_name_set"])
     for col in COUNTED_COLUMNS:
         if col in frame.columns:
-            counts = frame[col].map(frame[col].value_counts(dropna=True))
-            frame[col + COUNT_SUFFIX] = counts.fillna(0).astype("int64")
+            frame[col + COUNT_SUFFIX] = _share_counts(frame[col]).astype("int64")
     return frame.reset_index(drop=True)
+
+
+def _share_counts(s: pd.Series) -> np.ndarray:
+    """Per row, how many rows hold the same (non-null) value; 0 for a null. Factorise and count:
+    an order of magnitude faster than mapping `value_counts` back at a million rows."""
+    codes, _ = pd.factorize(s, use_na_sentinel=True)
+    counts = np.bincount(codes[codes >= 0]) if len(codes) else np.zeros(0, dtype=np.int64)
+    return np.where(codes >= 0, counts[np.maximum(codes, 0)] if len(counts) else 0, 0)
 
 
 def _clean(s: pd.Series) -> pd.Series:
