@@ -81,9 +81,15 @@ def model_path(cfg: Config) -> Path:
     return cfg.model_dir / MODEL_FILE
 
 
-def load_persons(warehouse: WarehouseResource) -> pd.DataFrame:
+def load_persons(warehouse: WarehouseResource, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Tonight's standardised person records: every column, or only those of `columns` that
+    exist (deciding whether the model covers the fields needs the match columns, not all)."""
     with warehouse.store.stage() as con:
-        return fetch_frame(con, "SELECT * FROM stage.person_records")
+        if columns is None:
+            return fetch_frame(con, "SELECT * FROM stage.person_records")
+        have = {r[0] for r in con.execute("DESCRIBE stage.person_records").fetchall()}
+        cols = ", ".join(f'"{c}"' for c in columns if c in have) or "unique_id"
+        return fetch_frame(con, f"SELECT {cols} FROM stage.person_records")
 
 
 def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
@@ -129,8 +135,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         when asked (`scv run --retrain`) or when the configured sources provide fields that the
         saved model does not cover."""
         path = model_path(cfg)
-        persons = load_persons(warehouse)
-        fields = linkage.available_fields(persons)
+        fields = linkage.available_fields(load_persons(warehouse, linkage.MATCH_FIELD_COLUMNS))
         saved = json.loads(path.read_text()) if path.exists() else None
         reason = None
         if config.retrain:
@@ -145,7 +150,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         else:
             context.log.info(f"training a new linkage model: {reason}")
             model = linkage.train_model(
-                persons, linkage_settings(cfg), created_at=datetime.now(timezone.utc)
+                load_persons(warehouse), linkage_settings(cfg), created_at=datetime.now(timezone.utc)
             )
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")

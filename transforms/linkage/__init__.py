@@ -11,12 +11,16 @@ for the benchmark).
 
 from .charts import write_charts
 from .clustering import cluster_edges
-from .fields import available_fields
+from .fields import MATCH_FIELDS, available_fields
 from .model import model_covers, model_meta, read_labels, train_model
 from .predict import LinkageResult, link_and_dedupe, predict_incremental
 from .settings import LinkageSettings
 
+#: The column each match field is judged present by (what `available_fields` reads).
+MATCH_FIELD_COLUMNS: tuple[str, ...] = ("unique_id", *(cols[0] for cols in MATCH_FIELDS.values()))
+
 __all__ = [
+    "MATCH_FIELD_COLUMNS",
     "LinkageResult",
     "LinkageSettings",
     "available_fields",
