@@ -23,6 +23,7 @@ import pandas as pd
 
 from transforms.rfm import SEGMENT_NAMES
 from warehouse.report import build_run_report, write_run_report
+from warehouse.schema import TABLES
 from warehouse.store import Warehouse, write_frame
 
 WINDOW = (1280, 2000)
@@ -122,21 +123,9 @@ def synthetic_report(out_dir: Path, people: int = 400, seed: int = 7) -> Path:
             schema="scv",
         )
         customer = pd.DataFrame({"customer_id": ids, "record_count": sizes})
-        for c in [
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "date_of_birth",
-            "address_line",
-            "postcode",
-            "city",
-            "country",
-            "first_seen_at",
-            "last_seen_at",
-            "sources",
-        ]:
-            customer[c] = None
+        for c in TABLES["customer"].column_names:
+            if c not in customer:
+                customer[c] = None
         write_frame(con, "customer", customer, schema="scv")
         history = [
             (run_at, f"old{i}", rng.choice(ids), "merge", rng.randint(1, 3)) for i in range(9)
