@@ -41,7 +41,7 @@ fields an invalid candidate is never chosen whatever the rule list.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -197,6 +197,7 @@ def assign_customer_ids(
     mint: Callable[[], str] | None = None,
     *,
     previous_history: pd.DataFrame | None = None,
+    reserved_ids: Iterable[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Give every cluster a stable customer id; return `(xref, id_history)`.
 
@@ -204,6 +205,8 @@ def assign_customer_ids(
     accepted person record. `previous_xref`: last published `scv.customer_xref` (None or empty on
     the first night). `previous_history`: last published `scv.customer_id_history`, optional; its
     ids are never minted again. `mint`: returns a fresh id per call (default: the `C` counter).
+`reserved_ids`: ids held by customers outside this call (an incremental night passes only the
+records whose clusters it decided again, with every other id in use here), never minted.
 
     Returns `xref` with the columns of `scv.customer_xref` (sorted by source, source_record_id)
     and `id_history` with those of `scv.customer_id_history`: one row per (old id, new id) pair
@@ -257,6 +260,8 @@ def assign_customer_ids(
         for col in ("old_customer_id", "new_customer_id"):
             if col in previous_history.columns:
                 used.update(previous_history[col].dropna().astype(str).unique())
+    if reserved_ids is not None:
+        used.update(str(i) for i in reserved_ids)
 
     # Overlap of previous customers (i) with new clusters (j), over records present in both.
     both = cur[["source", "source_record_id", "_rank", "_cj"]].merge(

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-__all__ = ["IncrementalPlan", "carry_edges", "plan_incremental", "record_fingerprints"]
+__all__ = [
+    "IncrementalPlan",
+    "carry_edges",
+    "plan_incremental",
+    "record_fingerprints",
+    "relink_scope",
+]
 
 #: Standardised columns whose change means a record must be scored again.
 MATCH_COLUMNS = (
@@ -85,3 +94,50 @@ def carry_edges(previous_edges: pd.DataFrame, plan: IncrementalPlan) -> pd.DataF
         previous_edges["unique_id_l"].isin(touched) | previous_edges["unique_id_r"].isin(touched)
     )
     return previous_edges[keep].reset_index(drop=True)
+
+
+def relink_scope(
+    previous_edges: pd.DataFrame,
+    new_edges: pd.DataFrame,
+    touched: frozenset[str] | set[str],
+    threshold: float,
+) -> frozenset[str]:
+    """Records whose cluster an incremental night must decide again.
+
+    The connected parts, in the graph of last night's and tonight's links at or above
+    `threshold` together, that hold a touched (new, changed or deleted) record. Clustering
+    (connected components, then the conflict split) is decided per component of tonight's
+    accepted links, and each such component lies either wholly inside this scope or wholly
+    outside it with exactly last night's records and links; so outside the scope the clusters,
+    their keys and their strongest links are last night's. Deleted records are part of the
+    scope only as bridges: drop them before clustering.
+    """
+    seeds = np.asarray(sorted(touched), dtype=object)
+    parts = [
+        e.loc[
+            pd.to_numeric(e["match_probability"], errors="coerce").to_numpy() >= threshold,
+            ["unique_id_l", "unique_id_r"],
+        ]
+        for e in (previous_edges, new_edges)
+        if len(e)
+    ]
+    links = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {"unique_id_l": [], "unique_id_r": []}
+    )
+    ids = np.concatenate(
+        [
+            seeds,
+            links["unique_id_l"].astype(str).to_numpy(dtype=object),
+            links["unique_id_r"].astype(str).to_numpy(dtype=object),
+        ]
+    )
+    codes, uniques = pd.factorize(ids)
+    n, m = len(uniques), len(links)
+    if n == 0:
+        return frozenset()
+    a = codes[len(seeds) : len(seeds) + m]
+    b = codes[len(seeds) + m :]
+    graph = coo_matrix((np.ones(m, dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    hit = np.isin(labels, labels[codes[: len(seeds)]])
+    return frozenset(uniques[hit].tolist())

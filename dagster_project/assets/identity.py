@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from importlib.metadata import version as _package_version
 
 from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
@@ -15,8 +16,10 @@ from dagster_project.assets.sources import accepted_key
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
-from transforms.incremental import carry_edges, plan_incremental, record_fingerprints
+from transforms.incremental import carry_edges, plan_incremental, record_fingerprints, relink_scope
 from warehouse.store import fetch_frame, write_frame
+
+__version__ = _package_version("scv-warehouse")
 
 MODEL_FILE = "linkage_model.json"
 FULL_TAG = "scv/full"
@@ -35,7 +38,7 @@ def load_linkage_state(cfg: Config) -> dict | None:
     return {
         "edges": pd.read_parquet(files[0]),
         "records": pd.read_parquet(files[1]),
-        "model_version": json.loads(files[2].read_text())["model_version"],
+        **{k: v for k, v in json.loads(files[2].read_text()).items() if k in ("model_version", "clustering")},
     }
 
 
@@ -47,13 +50,15 @@ def save_linkage_state(cfg: Config, warehouse: WarehouseResource) -> None:
     with warehouse.store.stage() as con:
         edges = fetch_frame(con, "SELECT * FROM stage.edges")
         records = fetch_frame(con, "SELECT * FROM stage.record_fingerprints")
-        version = con.execute("SELECT model_version FROM stage.linkage_state").fetchall()[0][0]
+        version, clustering = con.execute(
+            "SELECT model_version, clustering FROM stage.linkage_state"
+        ).fetchall()[0]
     for name, frame in (("edges", edges), ("records", records)):
         tmp = d / f".{name}.parquet.tmp"
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, d / f"{name}.parquet")
     tmp = d / ".state.json.tmp"
-    tmp.write_text(json.dumps({"model_version": version}))
+    tmp.write_text(json.dumps({"model_version": version, "clustering": clustering}))
     os.replace(tmp, d / "state.json")
 
 
@@ -61,6 +66,12 @@ class LinkageModelConfig(dg.Config):
     """Run-time switches for the linkage model."""
 
     retrain: bool = False
+
+
+def clustering_key(settings: linkage.LinkageSettings) -> str:
+    """What last night's clusters depend on besides the records and edges: the threshold, the
+    guards and the code. When it changes, every record is clustered again."""
+    return f"{settings.threshold}|{settings.guards}|{__version__}"
 
 
 def linkage_settings(cfg: Config) -> linkage.LinkageSettings:
@@ -90,6 +101,72 @@ def load_persons(warehouse: WarehouseResource, columns: tuple[str, ...] | None =
         have = {r[0] for r in con.execute("DESCRIBE stage.person_records").fetchall()}
         cols = ", ".join(f'"{c}"' for c in columns if c in have) or "unique_id"
         return fetch_frame(con, f"SELECT {cols} FROM stage.person_records")
+
+
+def _link_incremental(context, cfg, warehouse, persons, fingerprints, state, model, settings):
+    """An incremental night's linkage: score only new and changed records, then cluster again
+    only the records connected to a touched one (`relink_scope`); every other record keeps the
+    cluster it was published with. Returns the result and the scope (None when everything was
+    clustered again: the clustering settings or code changed, or the published xref and the
+    stored state disagree)."""
+    plan = plan_incremental(state["records"], fingerprints)
+    edges = carry_edges(state["edges"], plan)
+    changed = persons[persons["unique_id"].isin(plan.changed)]
+    new_edges = linkage.predict_incremental(
+        changed, persons[~persons["unique_id"].isin(plan.changed)], model, settings
+    ) if len(changed) else edges.iloc[0:0]
+    all_edges = pd.concat([edges, new_edges], ignore_index=True)
+    metrics = {
+        "records_rescored": len(changed),
+        "records_deleted": len(plan.deleted),
+        "records_unchanged": plan.unchanged,
+        "edges_carried": len(edges),
+        "edges_new": len(new_edges),
+    }
+    scope = None
+    if state.get("clustering") != clustering_key(settings):
+        context.log.info("clustering settings or code changed: every record is clustered again")
+    else:
+        scope = relink_scope(state["edges"], new_edges, plan.touched, settings.threshold) - plan.deleted
+        carried = _published_clusters(warehouse, scope)
+        if len(carried) + len(scope) != len(persons):
+            context.log.warning(
+                f"published xref holds {len(carried):,} of the {len(persons) - len(scope):,} records "
+                "outside tonight's scope: every record is clustered again"
+            )
+            scope = None
+    if scope is None:
+        clusters = linkage.cluster_edges(persons, all_edges, settings.threshold)
+        metrics["records_reclustered"] = len(persons)
+    else:
+        inside = persons["unique_id"].isin(scope)
+        in_scope = all_edges["unique_id_l"].isin(scope) & all_edges["unique_id_r"].isin(scope)
+        part = linkage.cluster_edges(persons[inside], all_edges[in_scope], settings.threshold)
+        metrics.update({f"scope_{k}": v for k, v in part.attrs["metrics"].items() if k != "records"})
+        metrics["records_reclustered"] = len(part)
+        clusters = pd.concat([part, carried], ignore_index=True)
+    return linkage.LinkageResult(clusters=clusters, edges=all_edges, metrics=metrics), scope
+
+
+def _published_clusters(warehouse: WarehouseResource, scope: frozenset[str]) -> pd.DataFrame:
+    """Last night's published clusters of tonight's records outside `scope`."""
+    with warehouse.store.stage() as con:
+        con.register("_scope", pd.DataFrame({"unique_id": sorted(scope)}, dtype="str"))
+        try:
+            with warehouse.store.published_attached(con) as attached:
+                if not attached:
+                    return pd.DataFrame(columns=linkage.CLUSTER_COLUMNS)
+                return fetch_frame(
+                    con,
+                    """
+                    SELECT p.unique_id, p.source, p.source_record_id, x.cluster_key, x.match_probability
+                    FROM stage.person_records p
+                    JOIN published.scv.customer_xref x USING (source, source_record_id)
+                    WHERE p.unique_id NOT IN (SELECT unique_id FROM _scope)
+                    """,
+                )
+        finally:
+            con.unregister("_scope")
 
 
 def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
@@ -184,7 +261,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         clusters are recomputed from the stored edges plus the new ones. A full re-link runs on
         the first night, with `scv run --full`, or when the model changed."""
         n = night(context)
-        persons = load_persons(warehouse)
+        persons = load_persons(warehouse, linkage.LINKAGE_COLUMNS)
         model = json.loads(model_path(cfg).read_text())
         settings = linkage_settings(cfg)
         version = str(model.get("scv", {}).get("version"))
@@ -199,29 +276,32 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         else:
             mode = "incremental"
         context.log.info(f"linking {len(persons):,} person records: {mode}")
+        scope = None
         if mode == "incremental":
-            plan = plan_incremental(state["records"], fingerprints)
-            edges = carry_edges(state["edges"], plan)
-            changed = persons[persons["unique_id"].isin(plan.changed)]
-            if len(changed):
-                rest = persons[~persons["unique_id"].isin(plan.changed)]
-                new_edges = linkage.predict_incremental(changed, rest, model, settings)
-                edges = pd.concat([edges, new_edges], ignore_index=True)
-            clusters = linkage.cluster_edges(persons, edges, settings.threshold)
-            metrics = {
-                "records_rescored": len(changed),
-                "records_deleted": len(plan.deleted),
-                "records_unchanged": plan.unchanged,
-                "edges_carried": int(len(edges) - (len(new_edges) if len(changed) else 0)),
-            }
-            result = linkage.LinkageResult(clusters=clusters, edges=edges, metrics=metrics)
+            result, scope = _link_incremental(context, cfg, warehouse, persons, fingerprints, state, model, settings)
         else:
             result = linkage.link_and_dedupe(persons, model, settings)
         with warehouse.store.stage() as con:
             write_frame(con, "clusters", result.clusters)
             write_frame(con, "edges", result.edges)
             write_frame(con, "record_fingerprints", fingerprints)
-            write_frame(con, "linkage_state", pd.DataFrame({"model_version": [version]}))
+            # Tonight's scope of re-clustered records, for the xref (all of them on a full night).
+            write_frame(
+                con,
+                "relink_scope",
+                pd.DataFrame({"unique_id": sorted(scope) if scope is not None else []}, dtype="str"),
+            )
+            write_frame(
+                con,
+                "linkage_state",
+                pd.DataFrame(
+                    {
+                        "model_version": [version],
+                        "clustering": [clustering_key(settings)],
+                        "scope": ["partial" if scope is not None else "all"],
+                    }
+                ),
+            )
         clusters = result.clusters
         sizes = clusters.groupby("cluster_key").size()
         size_dist = sizes.value_counts().sort_index()

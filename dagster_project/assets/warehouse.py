@@ -169,6 +169,71 @@ def _sort_golden(con) -> None:
             con.execute(stmt)
 
 
+#: Previous customers that tonight's relink scope touches: any of their records is in the scope
+#: or gone. Carried rows are the published rows of tonight's records outside the scope.
+_XREF_SUBSET_SQL = """
+CREATE OR REPLACE TEMP TABLE _xref_touched AS
+SELECT DISTINCT x.customer_id
+FROM published.scv.customer_xref x
+LEFT JOIN stage.person_records p USING (source, source_record_id)
+WHERE p.unique_id IS NULL OR p.unique_id IN (SELECT unique_id FROM stage.relink_scope)
+"""
+
+
+def _xref_subset(con):
+    """(clusters in the relink scope, the published rows of the customers it touches, every
+    other id in use), or None when those customers hold a record outside the scope that is
+    still here: then last night's clusters and tonight's disagree, and ids are assigned again
+    to every record."""
+    con.execute(_XREF_SUBSET_SQL)
+    outside = con.execute(
+        """
+        SELECT count(*) FROM published.scv.customer_xref x
+        JOIN stage.person_records p USING (source, source_record_id)
+        WHERE x.customer_id IN (SELECT customer_id FROM _xref_touched)
+          AND p.unique_id NOT IN (SELECT unique_id FROM stage.relink_scope)
+        """
+    ).fetchall()[0][0]
+    if outside:
+        return None
+    clusters = fetch_frame(
+        con, "SELECT * FROM stage.clusters WHERE unique_id IN (SELECT unique_id FROM stage.relink_scope)"
+    )
+    previous = fetch_frame(
+        con,
+        "SELECT * FROM published.scv.customer_xref "
+        "WHERE customer_id IN (SELECT customer_id FROM _xref_touched)",
+    )
+    reserved = [
+        r[0] for r in con.execute("SELECT DISTINCT customer_id FROM published.scv.customer_xref").fetchall()
+    ]
+    return clusters, previous, reserved
+
+
+def _write_partial_xref(con, assigned: pd.DataFrame) -> None:
+    """scv.customer_xref = tonight's assigned rows + the published rows of every other record
+    still here, in (source, source_record_id) order like a full assignment."""
+    cols = ", ".join(f'"{c}"' for c in TABLES["customer_xref"].column_names)
+    con.register("_assigned", assigned)
+    try:
+        write_select(
+            con,
+            "customer_xref",
+            f"""
+            SELECT {cols} FROM (
+                SELECT {cols} FROM _assigned
+                UNION ALL
+                SELECT {", ".join(f'x."{c}"' for c in TABLES["customer_xref"].column_names)}
+                FROM published.scv.customer_xref x
+                JOIN stage.person_records p USING (source, source_record_id)
+                WHERE p.unique_id NOT IN (SELECT unique_id FROM stage.relink_scope)
+            ) ORDER BY source, source_record_id
+            """,
+        )
+    finally:
+        con.unregister("_assigned")
+
+
 def history_append(previous: pd.DataFrame, new_rows: pd.DataFrame) -> pd.DataFrame:
     """Previous published history plus this night's rows (history is never rebuilt)."""
     frames = [f for f in (previous, new_rows) if len(f)]
@@ -229,30 +294,59 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         ],
     )
     def customer_xref(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """Stable customer ids. On a night whose linkage decided clusters again only inside a
+        scope (docs/architecture.md §5), ids are assigned again only to those records and the
+        previous customers they belonged to; every other record keeps its published row."""
         n = night(context)
-        previous = warehouse.store.previous("customer_xref")
-        with warehouse.store.stage() as con:
-            clusters = fetch_frame(con, "SELECT * FROM stage.clusters")
-            persons_n = con.execute("SELECT count(*) FROM stage.person_records").fetchall()[0][0]
         previous_history = warehouse.store.previous("customer_id_history")
-        xref, history = assign_customer_ids(
-            clusters, previous, n.run_at, previous_history=previous_history
-        )
-        all_history = history_append(previous_history, history)
         with warehouse.store.stage() as con:
-            write_frame(con, "customer_xref", xref, schema="scv")
-            write_frame(con, "customer_id_history", all_history, schema="scv")
-        dupes = int(xref.duplicated(["source", "source_record_id"]).sum())
+            partial = con.execute("SELECT scope FROM stage.linkage_state").fetchall()[0][0] == "partial"
+            with warehouse.store.published_attached(con) as attached:
+                subset = _xref_subset(con) if partial and attached else None
+                if subset is None:
+                    clusters = fetch_frame(con, "SELECT * FROM stage.clusters")
+                    previous = (
+                        fetch_frame(con, "SELECT * FROM published.scv.customer_xref")
+                        if attached
+                        else empty_frame("customer_xref")
+                    )
+                    reserved = None
+                else:
+                    clusters, previous, reserved = subset
+                xref, history = assign_customer_ids(
+                    clusters, previous, n.run_at, previous_history=previous_history, reserved_ids=reserved
+                )
+                all_history = history_append(previous_history, history)
+                if subset is None:
+                    write_frame(con, "customer_xref", xref, schema="scv")
+                else:
+                    _write_partial_xref(con, xref)
+                write_frame(con, "customer_id_history", all_history, schema="scv")
+                rows, dupes, customers = con.execute(
+                    "SELECT count(*), count(*) - count(DISTINCT (source, source_record_id)), "
+                    "count(DISTINCT customer_id) FROM scv.customer_xref"
+                ).fetchall()[0]
+                new_ids = customers
+                if attached:
+                    new_ids = con.execute(
+                        "SELECT count(*) FROM (SELECT customer_id FROM scv.customer_xref "
+                        "EXCEPT SELECT customer_id FROM published.scv.customer_xref)"
+                    ).fetchall()[0][0]
+            persons_n = con.execute("SELECT count(*) FROM stage.person_records").fetchall()[0][0]
         changes = history["change"].value_counts().to_dict() if len(history) else {}
-        prev_ids = set(previous["customer_id"]) if len(previous) else set()
-        new_ids = set(xref["customer_id"]) - prev_ids
+        context.log.info(
+            f"customer ids: {len(xref):,} records assigned tonight"
+            + ("" if subset is None else f", {rows - len(xref):,} carried")
+        )
         yield dg.MaterializeResult(
             asset_key="customer_xref",
             metadata={
-                "dagster/row_count": len(xref),
-                "customers": int(xref["customer_id"].nunique()),
-                "new_customer_ids": len(new_ids),
-                "kept_customer_ids": int(xref["customer_id"].nunique()) - len(new_ids),
+                "dagster/row_count": int(rows),
+                "mode": "full" if subset is None else "incremental (relink scope)",
+                "records_assigned_tonight": len(xref),
+                "customers": int(customers),
+                "new_customer_ids": int(new_ids),
+                "kept_customer_ids": int(customers) - int(new_ids),
             },
         )
         yield dg.MaterializeResult(
@@ -266,9 +360,9 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         yield dg.AssetCheckResult(
             asset_key="customer_xref",
             check_name=C.CHECK_XREF_COMPLETE,
-            passed=bool(len(xref) == persons_n and dupes == 0),
+            passed=bool(rows == persons_n and dupes == 0),
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"person_records": int(persons_n), "xref_rows": len(xref), "duplicates": dupes},
+            metadata={"person_records": int(persons_n), "xref_rows": int(rows), "duplicates": int(dupes)},
         )
 
     @dg.multi_asset(

@@ -122,6 +122,23 @@ def test_new_singleton_gets_a_new_id_after_the_highest(night1):
     assert history.empty
 
 
+def test_a_subset_of_records_with_the_other_ids_reserved_gets_the_same_ids_as_everything(night1):
+    """What an incremental night does: only the clusters it decided again, with the rows of the
+    previous customers they touch, and every other id in use reserved."""
+    xref1, _ = night1
+    tonight = clusters(["crm:1", "shop:1"], ["pos:1"], ["crm:2", "shop:2"], ["crm:3", "new:1"], ["new:2"])
+    full, full_history = assign_customer_ids(tonight, xref1, NIGHT2)
+    scope = {"crm:1", "shop:1", "pos:1", "new:2"}
+    part = tonight[tonight["unique_id"].isin(scope)]
+    prev = xref1[xref1["customer_id"] == ids(xref1)["crm:1"]]
+    sub, sub_history = assign_customer_ids(part, prev, NIGHT2, reserved_ids=set(xref1["customer_id"]))
+    assert ids(sub) == {k: v for k, v in ids(full).items() if k in scope}
+    assert history_rows(sub_history) == history_rows(full_history)
+    # without the reservation the subset would mint an id another customer holds
+    clash, _ = assign_customer_ids(part, prev, NIGHT2)
+    assert ids(clash)["new:2"] in set(xref1["customer_id"])
+
+
 def test_bridging_record_merges_two_customers_into_the_older_id(night1):
     xref1, _ = night1
     xref2, history = assign_customer_ids(

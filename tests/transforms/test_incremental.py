@@ -1,8 +1,10 @@
 """Incremental planning: changed, new and deleted records; which stored edges survive."""
 
+import numpy as np
 import pandas as pd
 
-from transforms.incremental import carry_edges, plan_incremental, record_fingerprints
+from transforms.incremental import carry_edges, plan_incremental, record_fingerprints, relink_scope
+from transforms.linkage import cluster_edges
 
 
 def persons(rows):
@@ -53,3 +55,67 @@ def test_carry_edges_drops_every_edge_touching_a_changed_or_deleted_record():
     after = record_fingerprints(persons(BASE[:2] + [("crm:4", "dan", None, "x")]))
     kept = carry_edges(edges, plan_incremental(before, after))
     assert list(zip(kept.unique_id_l, kept.unique_id_r)) == [("crm:1", "crm:4"), ("crm:2", "crm:4")]
+
+
+def edges(rows):
+    return pd.DataFrame(rows, columns=["unique_id_l", "unique_id_r", "match_probability"])
+
+
+def test_relink_scope_follows_links_above_the_threshold_on_either_night():
+    old = edges([("a", "b", 0.99), ("b", "c", 0.95), ("d", "e", 0.99), ("f", "g", 0.9), ("c", "h", 0.3)])
+    new = edges([("c2", "f", 0.97), ("c2", "x", 0.2)])
+    scope = relink_scope(old, new, {"c", "c2"}, threshold=0.8)
+    # c's old component, the new record and the component its new link reaches; not d-e, and
+    # not records joined only by links below the threshold (h, x)
+    assert scope == {"a", "b", "c", "c2", "f", "g"}
+    assert relink_scope(old, new.iloc[0:0], set(), threshold=0.8) == frozenset()
+
+
+def _nodes(n, rng):
+    first = rng.choice(["anna", "ben", "cara", "dan", None], n)
+    dob = rng.choice(["1980-01-01", "1990-02-02", None], n)
+    return pd.DataFrame(
+        {
+            "unique_id": [f"r{i:03d}" for i in range(n)],
+            "source": "crm",
+            "source_record_id": [f"{i:03d}" for i in range(n)],
+            "first_name_std": first,
+            "first_name_alias": first,
+            "last_name_std": "smith",
+            "dob": dob,
+        }
+    )
+
+
+def _random_edges(ids, m, rng):
+    a, b = rng.choice(ids, m), rng.choice(ids, m)
+    keep = a != b
+    return edges(list(zip(a[keep], b[keep], rng.uniform(0.5, 1.0, keep.sum()).round(3))))
+
+
+def test_clustering_inside_the_scope_plus_last_nights_clusters_equals_clustering_everything():
+    """The property the incremental night rests on, on random graphs with conflicts: records
+    outside the relink scope keep last night's clusters, keys and strongest links."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        nodes = _nodes(120, rng)
+        old_edges = _random_edges(nodes["unique_id"].to_numpy(), 90, rng)
+        last_night = cluster_edges(nodes, old_edges, 0.8).set_index("unique_id")
+        changed = set(rng.choice(nodes["unique_id"], 4, replace=False))
+        deleted = set(rng.choice(sorted(set(nodes["unique_id"]) - changed), 3, replace=False))
+        tonight = nodes[~nodes["unique_id"].isin(deleted)].copy()
+        tonight.loc[tonight["unique_id"].isin(changed), "dob"] = "2001-03-03"
+        carried = old_edges[
+            ~old_edges["unique_id_l"].isin(changed | deleted) & ~old_edges["unique_id_r"].isin(changed | deleted)
+        ]
+        new_edges = _random_edges(tonight["unique_id"].to_numpy(), 8, rng)
+        new_edges = new_edges[new_edges["unique_id_l"].isin(changed) | new_edges["unique_id_r"].isin(changed)]
+        all_edges = pd.concat([carried, new_edges], ignore_index=True)
+        everything = cluster_edges(tonight, all_edges, 0.8).set_index("unique_id")
+
+        scope = relink_scope(old_edges, new_edges, changed | deleted, 0.8) - deleted
+        inside = cluster_edges(tonight[tonight["unique_id"].isin(scope)], all_edges, 0.8)
+        outside = last_night.loc[sorted(set(tonight["unique_id"]) - scope)].reset_index()
+        combined = pd.concat([inside, outside]).set_index("unique_id").loc[everything.index]
+        cols = ["cluster_key", "match_probability"]
+        assert combined[cols].astype(str).equals(everything[cols].astype(str))

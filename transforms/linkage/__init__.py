@@ -10,16 +10,36 @@ for the benchmark).
 """
 
 from .charts import write_charts
-from .clustering import cluster_edges
-from .fields import MATCH_FIELDS, available_fields
+from .clustering import CLUSTER_COLUMNS, cluster_edges
+from .comparisons import COUNTED_COLUMNS
+from .fields import GUARD_COLUMNS, MATCH_FIELDS, available_fields
 from .model import model_covers, model_meta, read_labels, train_model
 from .predict import LinkageResult, link_and_dedupe, predict_incremental
 from .settings import LinkageSettings
+from transforms.incremental import MATCH_COLUMNS as INCREMENTAL_MATCH_COLUMNS
 
 #: The column each match field is judged present by (what `available_fields` reads).
 MATCH_FIELD_COLUMNS: tuple[str, ...] = ("unique_id", *(cols[0] for cols in MATCH_FIELDS.values()))
 
+#: Every standardised column linkage reads (scoring, blocking, guards, change detection): the
+#: rest of a person record is not loaded for it.
+LINKAGE_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        (
+            "unique_id",
+            "source",
+            "source_record_id",
+            *(c for cols in MATCH_FIELDS.values() for c in cols),
+            *GUARD_COLUMNS,
+            *COUNTED_COLUMNS,
+            *INCREMENTAL_MATCH_COLUMNS,
+        )
+    )
+)
+
 __all__ = [
+    "CLUSTER_COLUMNS",
+    "LINKAGE_COLUMNS",
     "MATCH_FIELD_COLUMNS",
     "LinkageResult",
     "LinkageSettings",
