@@ -25,7 +25,16 @@ import pandas as pd
 from warehouse.models import load_sql, model_parameters
 from warehouse.schema import SCHEMA, TABLES, Table, comment_statements, create_statement
 
-__all__ = ["Warehouse", "empty_frame", "fetch_frame", "write_frame", "write_model", "write_select"]
+__all__ = [
+    "Warehouse",
+    "drop_relation",
+    "empty_frame",
+    "fetch_frame",
+    "stack_view",
+    "write_frame",
+    "write_model",
+    "write_select",
+]
 
 STAGE = "stage"
 
@@ -115,6 +124,25 @@ def write_select(
     for stmt in comment_statements(table):
         con.execute(stmt)
     return int(con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0])
+
+
+def drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+    """Drop `schema.name`, whether it is a table or a view (DuckDB's DROP names the kind)."""
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall()
+    if kind:
+        con.execute(f"DROP {'VIEW' if kind[0][0] == 'VIEW' else 'TABLE'} {schema}.{name}")
+
+
+def stack_view(con: duckdb.DuckDBPyConnection, name: str, tables: list[str], schema: str = STAGE) -> None:
+    """`schema.name` as a view stacking `tables` by column name. A view, not a copy: the
+    stacked rows are read a few times a night, and writing them again cost more than reading
+    the parts (2.5 s of 247k person records at 100k people)."""
+    drop_relation(con, schema, name)
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in tables)
+    con.execute(f"CREATE VIEW {schema}.{name} AS {union}")
 
 
 def fetch_frame(

@@ -17,7 +17,7 @@ from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
 from transforms.incremental import carry_edges, plan_incremental, record_fingerprints, relink_scope
-from warehouse.store import fetch_frame, write_frame
+from warehouse.store import fetch_frame, stack_view, write_frame
 
 __version__ = _package_version("scv-warehouse")
 
@@ -184,10 +184,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         """One row per accepted person record from every person source, standardised with match
         keys (unique_id = source:source_record_id)."""
         with warehouse.store.stage() as con:
-            union = " UNION ALL BY NAME ".join(
-                f"SELECT * FROM stage.accepted_{n}" for n in person_sources
-            )
-            con.execute(f"CREATE OR REPLACE TABLE stage.person_records AS {union}")
+            stack_view(con, "person_records", [f"stage.accepted_{n}" for n in person_sources])
             per_source = dict(
                 con.execute(
                     "SELECT source, count(*) FROM stage.person_records GROUP BY ALL ORDER BY 1"

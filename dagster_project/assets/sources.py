@@ -28,8 +28,8 @@ from transforms.privacy import (
     split_erased,
     split_erased_activity,
 )
-from transforms.standardise import standardise_persons
-from warehouse.store import write_frame
+from transforms.standardise.reuse import standardise_persons_reusing
+from warehouse.store import fetch_frame, write_frame
 
 __version__ = version("scv-warehouse")
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
@@ -214,6 +214,38 @@ def _validation_key(cfg: Config, src: SourceConfig, suppressed: set[str], con) -
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _standardise_key(src: SourceConfig) -> str:
+    """What a person source's standardised rows depend on besides their own canonical values
+    (and the as-of date, which `standardise_persons_reusing` checks): the settings
+    `standardise_persons` reads and this code. Not the file's path: a moved export whose rows
+    are the same needs no new standardisation."""
+    parts = {
+        "name": src.name,
+        "date_format": src.date_format,
+        "default_country": src.default_country,
+        "code": __version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _previous_standardised(con, name: str, key: str) -> pd.DataFrame | None:
+    """Last validation's standardised rows of `name` with their input hashes, when they were
+    made under the same config and code; None otherwise."""
+    tables = {
+        r[0]
+        for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'stage'").fetchall()
+    }
+    if not {f"accepted_{name}", f"std_inputs_{name}", f"std_key_{name}"} <= tables:
+        return None
+    if con.execute(f"SELECT key FROM stage.std_key_{name}").fetchall() != [(key,)]:
+        return None
+    return fetch_frame(
+        con,
+        f"SELECT a.*, h.input_hash FROM stage.accepted_{name} a "
+        f"JOIN stage.std_inputs_{name} h USING (_row_number)",
+    )
+
+
 def _reusable(state: dict, key: str, as_of, con, name: str) -> bool:
     """Last night's validation still holds: same inputs, the as-of date has not gone back (a date
     that was not in the future then is not now), and its staging tables are still there."""
@@ -348,8 +380,14 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             outcome.quarantine, src, suppressed, key, erased_refs or set()
         )
         erased = _empty_like(quarantine)
+        reused = 0
         if src.kind == "person":
-            accepted = standardise_persons(accepted, src, as_of=n.as_of)
+            std_key = _standardise_key(src)
+            with warehouse.store.stage() as con:
+                previous_std = _previous_standardised(con, name, std_key)
+            accepted, hashes, reused = standardise_persons_reusing(accepted, src, n.as_of, previous_std)
+            del previous_std
+            std_inputs = pd.DataFrame({"_row_number": accepted["_row_number"].to_numpy(), "input_hash": hashes})
             if suppressed:
                 accepted, erased = split_erased(accepted, suppressed, key)
             findings = field_findings(accepted)
@@ -366,8 +404,14 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
         quarantine = pd.concat([q for q in (quarantine, erased) if len(q)] or [quarantine], ignore_index=True)
         quarantine = quarantine.sort_values("row_number", kind="stable").assign(run_at=n.run_at)
         with warehouse.store.stage() as con:
+            con.execute("BEGIN TRANSACTION")
             write_frame(con, f"accepted_{name}", accepted)
             write_frame(con, f"quarantine_{name}", quarantine)
+            if src.kind == "person":
+                # the rows and what they were standardised from, together or not at all
+                write_frame(con, f"std_inputs_{name}", std_inputs)
+                write_frame(con, f"std_key_{name}", pd.DataFrame({"key": [std_key]}))
+            con.execute("COMMIT")
 
         rows_in, rows_ok, rows_q = len(raw), len(accepted), len(quarantine)
         by_rule = quarantine["rule"].value_counts().to_dict() if rows_q else {}
@@ -383,6 +427,11 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             "rows_quarantined": rows_q,
             "quarantined_by_rule": {k: int(v) for k, v in by_rule.items()},
             "field_findings": n_findings,
+            **(
+                {"rows_standardised": len(std_inputs) - reused, "rows_standardisation_reused": reused}
+                if src.kind == "person"
+                else {}
+            ),
             "field_findings_by_rule": {
                 f"{r.field}:{r.rule}": int(r.count) for r in findings.itertuples(index=False)
             },

@@ -20,7 +20,15 @@ from sources.config import Config
 from transforms.golden import GOLDEN_FIELDS, assign_customer_ids, build_golden
 from warehouse.models import stage_create_statement
 from warehouse.schema import TABLES, comment_statements
-from warehouse.store import empty_frame, fetch_frame, write_frame, write_model, write_select
+from warehouse.store import (
+    drop_relation,
+    empty_frame,
+    fetch_frame,
+    stack_view,
+    write_frame,
+    write_model,
+    write_select,
+)
 
 __version__ = version("scv-warehouse")
 
@@ -30,11 +38,10 @@ ACTIVITY = {"order": "orders", "event": "events", "consent": "consents"}
 def _union_or_empty(con, table: str, sources: list[str]) -> int:
     """stage.<table> = every accepted source of one kind stacked; empty, with the documented input
     columns, when the config has no source of that kind."""
-    con.execute(f"DROP TABLE IF EXISTS stage.{table}")
     if sources:
-        union = " UNION ALL BY NAME ".join(f"SELECT * FROM stage.accepted_{s}" for s in sources)
-        con.execute(f"CREATE TABLE stage.{table} AS {union}")
+        stack_view(con, table, [f"stage.accepted_{s}" for s in sources])
     else:
+        drop_relation(con, "stage", table)
         con.execute(stage_create_statement(table))
     return int(con.execute(f"SELECT count(*) FROM stage.{table}").fetchall()[0][0])
 

@@ -90,6 +90,12 @@ def _as_of(as_of: date | None) -> date:
     return as_of
 
 
+def dob_window(as_of: date | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The dates of birth that are possible on `as_of`: (earliest, latest), both included."""
+    today = pd.Timestamp(_as_of(as_of))
+    return max(pd.Timestamp(EARLIEST_BIRTH_DATE), today - pd.DateOffset(years=MAX_AGE_YEARS)), today
+
+
 def standardise_dobs(
     values: pd.Series, fmt: str | None = None, as_of: date | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +103,7 @@ def standardise_dobs(
 
     Issues: `invalid` (unreadable), `placeholder`, `impossible` (see the module docstring).
     """
-    today = pd.Timestamp(_as_of(as_of))
-    earliest = max(pd.Timestamp(EARLIEST_BIRTH_DATE), today - pd.DateOffset(years=MAX_AGE_YEARS))
+    earliest, today = dob_window(as_of)
     codes, uniques = factorize(as_text(values))
     parsed = _dates_of(uniques, fmt)
     placeholder = parsed.isin([pd.Timestamp(d) for d in PLACEHOLDER_DATES]).to_numpy()
