@@ -4,11 +4,11 @@
 import json
 import os
 from datetime import datetime, timezone
+from importlib.metadata import version as _package_version
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-from importlib.metadata import version as _package_version
 
 from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
@@ -16,7 +16,12 @@ from dagster_project.assets.sources import accepted_key
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
-from transforms.incremental import carry_edges, plan_incremental, record_fingerprints, relink_scope
+from transforms.incremental import (
+    carry_edges,
+    plan_incremental,
+    record_fingerprints,
+    relink_scope,
+)
 from warehouse.store import fetch_frame, stack_view, write_frame
 
 __version__ = _package_version("scv-warehouse")

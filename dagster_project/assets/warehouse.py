@@ -19,7 +19,7 @@ from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms.golden import GOLDEN_FIELDS, assign_customer_ids, build_golden
 from warehouse.models import stage_create_statement
-from warehouse.schema import TABLES, comment_statements
+from warehouse.schema import TABLES
 from warehouse.store import (
     drop_relation,
     empty_frame,
@@ -142,38 +142,45 @@ def _affected_customers(con, warehouse: WarehouseResource, previous_records: Pat
     return affected | {r[0] for r in missing}
 
 
-def _carry_unaffected(con, warehouse: WarehouseResource, decided: pd.DataFrame) -> None:
-    """Append the published golden rows and provenance of every customer not decided tonight
-    that still exists."""
-    con.register("_decided", decided[["customer_id"]])
+#: How a full build orders the golden tables: by customer id, provenance then by field in
+#: golden-record column order.
+_GOLDEN_ORDER = {
+    "customer": "customer_id",
+    "customer_field_provenance": "customer_id, list_position(["
+    + ", ".join(f"'{f}'" for f in GOLDEN_FIELDS)
+    + "], field)",
+}
+
+
+def _write_golden(con, warehouse: WarehouseResource, decided: dict[str, pd.DataFrame], carry: bool) -> None:
+    """scv.customer and scv.customer_field_provenance in one write each: tonight's decided rows
+    plus, on an incremental night, the published rows of every customer not decided tonight
+    that still exists, in the order of a full build."""
+    con.register("_decided_ids", decided["customer"][["customer_id"]])
     try:
         with warehouse.store.published_attached(con) as attached:
-            if not attached:
-                return
-            keep = (
-                "customer_id IN (SELECT customer_id FROM scv.customer_xref) "
-                "AND customer_id NOT IN (SELECT customer_id FROM _decided)"
-            )
-            for name in ("customer", "customer_field_provenance"):
+            for name, frame in decided.items():
                 cols = ", ".join(f'"{c}"' for c in TABLES[name].column_names)
-                con.execute(
-                    f"INSERT INTO scv.{name} ({cols}) SELECT {cols} FROM published.scv.{name} WHERE {keep}"
-                )
+                view = f"_decided_{name}"
+                con.register(view, frame[list(TABLES[name].column_names)])
+                try:
+                    typed = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in TABLES[name].columns)
+                    parts = [f"SELECT {typed} FROM {view}"]
+                    if carry and attached:
+                        parts.append(
+                            f"SELECT {cols} FROM published.scv.{name} "
+                            "WHERE customer_id IN (SELECT customer_id FROM scv.customer_xref) "
+                            "AND customer_id NOT IN (SELECT customer_id FROM _decided_ids)"
+                        )
+                    write_select(
+                        con,
+                        name,
+                        f"SELECT {cols} FROM ({' UNION ALL '.join(parts)}) ORDER BY {_GOLDEN_ORDER[name]}",
+                    )
+                finally:
+                    con.unregister(view)
     finally:
-        con.unregister("_decided")
-
-
-def _sort_golden(con) -> None:
-    """The golden tables in the order a full build writes them: by customer id, provenance then
-    by field in golden-record column order."""
-    order = ", ".join(f"'{f}'" for f in GOLDEN_FIELDS)
-    for name, by in (
-        ("customer", "customer_id"),
-        ("customer_field_provenance", f"customer_id, list_position([{order}], field)"),
-    ):
-        con.execute(f"CREATE OR REPLACE TABLE scv.{name} AS SELECT * FROM scv.{name} ORDER BY {by}")
-        for stmt in comment_statements(TABLES[name]):
-            con.execute(stmt)
+        con.unregister("_decided_ids")
 
 
 #: Previous customers that tonight's relink scope touches: any of their records is in the scope
@@ -452,11 +459,12 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         else:  # nobody to decide tonight (or no person records at all)
             golden, provenance = empty_frame("customer"), empty_frame("customer_field_provenance")
         with warehouse.store.stage() as con:
-            write_frame(con, "customer", golden, schema="scv")
-            write_frame(con, "customer_field_provenance", provenance, schema="scv")
-            if affected is not None:
-                _carry_unaffected(con, warehouse, golden)
-            _sort_golden(con)
+            _write_golden(
+                con,
+                warehouse,
+                {"customer": golden, "customer_field_provenance": provenance},
+                carry=affected is not None,
+            )
             customers, with_email, with_phone, multi = con.execute(
                 "SELECT count(*), count(email), count(phone), count(*) FILTER (record_count > 1) "
                 "FROM scv.customer"

@@ -3,7 +3,12 @@
 import numpy as np
 import pandas as pd
 
-from transforms.incremental import carry_edges, plan_incremental, record_fingerprints, relink_scope
+from transforms.incremental import (
+    carry_edges,
+    plan_incremental,
+    record_fingerprints,
+    relink_scope,
+)
 from transforms.linkage import cluster_edges
 
 

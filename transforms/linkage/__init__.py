@@ -9,6 +9,8 @@ The assets call a small surface: `available_fields`, `train_model`, `model_cover
 for the benchmark).
 """
 
+from transforms.incremental import MATCH_COLUMNS as INCREMENTAL_MATCH_COLUMNS
+
 from .charts import write_charts
 from .clustering import CLUSTER_COLUMNS, cluster_edges
 from .comparisons import COUNTED_COLUMNS
@@ -16,7 +18,6 @@ from .fields import GUARD_COLUMNS, MATCH_FIELDS, available_fields
 from .model import model_covers, model_meta, read_labels, train_model
 from .predict import LinkageResult, link_and_dedupe, predict_incremental
 from .settings import LinkageSettings
-from transforms.incremental import MATCH_COLUMNS as INCREMENTAL_MATCH_COLUMNS
 
 #: The column each match field is judged present by (what `available_fields` reads).
 MATCH_FIELD_COLUMNS: tuple[str, ...] = ("unique_id", *(cols[0] for cols in MATCH_FIELDS.values()))
