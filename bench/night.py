@@ -5,7 +5,8 @@
 Generates the demo company under data/bench/night-<N>/, runs `scv run` twice in a subprocess
 (a full night, then an incremental night after changing 1% of the person records) and prints one
 table: wall seconds per stage (the Dagster asset groups, from the run's step statistics), total
-wall seconds and peak RSS of the run process. `--full-scale` adds 1,000,000 people.
+wall seconds and peak RSS of the run process; `--steps` adds seconds and peak RSS per step
+(RSS sampled every 0.2 s and attributed by the steps' start and end times). `--full-scale` adds 1,000,000 people.
 """
 
 from __future__ import annotations
@@ -49,9 +50,12 @@ def run_night(config: Path, home: Path, *extra: str) -> dict:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     ps = psutil.Process(proc.pid)
     peak = 0
+    samples: list[tuple[float, int]] = []  # (unix time, RSS): attributed to steps below
     while proc.poll() is None:
         try:
-            peak = max(peak, ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(True)))
+            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(True))
+            samples.append((time.time(), rss))
+            peak = max(peak, rss)
         except psutil.Error:
             pass
         time.sleep(0.2)
@@ -65,12 +69,20 @@ def run_night(config: Path, home: Path, *extra: str) -> dict:
         run = instance.get_runs(limit=1)[0]
         stats = instance.get_run_step_stats(run.run_id)
     per_stage = dict.fromkeys(STAGES, 0.0)
-    per_step = {}
+    per_step, step_rss = {}, {}
     for s in stats:
         if s.start_time and s.end_time:
             per_stage[stage_of(s.step_key)] += s.end_time - s.start_time
             per_step[s.step_key] = s.end_time - s.start_time
-    return {"wall": wall, "peak_rss_gib": peak / 2**30, **per_stage, "steps": per_step}
+            inside = [r for t, r in samples if s.start_time <= t <= s.end_time]
+            step_rss[s.step_key] = max(inside, default=0) / 2**30
+    return {
+        "wall": wall,
+        "peak_rss_gib": peak / 2**30,
+        **per_stage,
+        "steps": per_step,
+        "step_rss": step_rss,
+    }
 
 
 def change_one_percent(sources: Path, seed: int = 1) -> int:
@@ -109,7 +121,7 @@ def bench(people: int) -> list[dict]:
     config, home = base / "sources" / "scv.yml", base / "dagster_home"
     home.mkdir(parents=True)
     full = run_night(config, home)
-    records = pd.read_csv(base / "sources" / "truth.csv").shape[0]
+    records = pd.read_csv(base / "sources" / "truth.csv", dtype=str).shape[0]
     touched = change_one_percent(base / "sources")
     incremental = run_night(config, home)
     relink = run_night(config, home, "--full")
@@ -139,10 +151,12 @@ def main() -> None:
     if args.steps:
         keys = sorted({k for r in rows for k in r["steps"]}, key=lambda k: -max(r["steps"].get(k, 0) for r in rows))
         print()
-        print("| step | " + " | ".join(f"{r['people']:,} {r['night'].split(' ')[0]}" for r in rows) + " |")
+        heads = [f"{r['people']:,} {r['night'].split(' ')[0]}" for r in rows]
+        print("| step (seconds / peak RSS GiB) | " + " | ".join(heads) + " |")
         print("|---|" + "---|" * len(rows))
         for k in keys:
-            print(f"| {k} | " + " | ".join(f"{r['steps'].get(k, 0):.1f}" for r in rows) + " |")
+            cells = [f"{r['steps'].get(k, 0):.1f} / {r['step_rss'].get(k, 0):.1f}" for r in rows]
+            print(f"| {k} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

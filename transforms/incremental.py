@@ -18,9 +18,11 @@ from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "IncrementalPlan",
-    "carry_edges",
+    "carried_edges_sql",
     "plan_incremental",
-    "record_fingerprints",
+    "FINGERPRINT_VERSION",
+    "fingerprints_sql",
+    "plan_sql",
     "relink_scope",
 ]
 
@@ -40,16 +42,27 @@ MATCH_COLUMNS = (
 )
 
 
-def record_fingerprints(persons: pd.DataFrame) -> pd.DataFrame:
-    """One row per record: unique_id and a 64-bit hash of its match keys."""
-    cols = [c for c in MATCH_COLUMNS if c in persons.columns]
-    keys = persons[cols].astype("string").fillna("\x00")
-    return pd.DataFrame(
-        {
-            "unique_id": persons["unique_id"].astype(str).to_numpy(),
-            "fingerprint": pd.util.hash_pandas_object(keys, index=False).astype("int64").to_numpy(),
-        }
+#: Names the fingerprint function, kept with the stored fingerprints: a night whose stored
+#: fingerprints were made another way re-links everything instead of comparing them.
+FINGERPRINT_VERSION = "duckdb-hash-v1"
+
+
+def fingerprints_sql(table: str) -> str:
+    """SELECT one row per record of `table`: unique_id and a 64-bit hash (DuckDB's `hash`, which
+    tells NULL from '' and never runs two values together) of its match keys."""
+    keys = ", ".join(f'"{c}"::VARCHAR' for c in MATCH_COLUMNS)
+    return f"SELECT unique_id::VARCHAR AS unique_id, hash({keys}) AS fingerprint FROM {table}"
+
+
+def plan_sql(current: str, previous: str) -> tuple[str, str]:
+    """Two SELECTs of unique_id over fingerprint tables: the new or changed records of
+    `current`, and the records of `previous` gone from it."""
+    changed = (
+        f"SELECT c.unique_id FROM {current} c LEFT JOIN {previous} p USING (unique_id) "
+        "WHERE p.fingerprint IS DISTINCT FROM c.fingerprint"
     )
+    deleted = f"SELECT unique_id FROM {previous} ANTI JOIN {current} USING (unique_id)"
+    return changed, deleted
 
 
 @dataclass(frozen=True)
@@ -65,35 +78,25 @@ class IncrementalPlan:
         return self.changed | self.deleted
 
 
-def plan_incremental(previous: pd.DataFrame, current: pd.DataFrame) -> IncrementalPlan:
-    """Compare last night's fingerprints with tonight's."""
-    prev = pd.Series(
-        previous["fingerprint"].to_numpy(),
-        index=pd.Index(previous["unique_id"].astype(str)),
-        dtype="Int64",  # nullable, so a missing record does not turn 64-bit hashes into floats
-    )
-    cur_ids = current["unique_id"].astype(str)
-    before = prev.reindex(cur_ids.to_numpy())
-    now = pd.array(current["fingerprint"].to_numpy(), dtype="Int64")
-    same = (before.array == now).fillna(False).to_numpy(dtype=bool)
-    changed = set(cur_ids[~same])
-    deleted = set(prev.index.difference(pd.Index(cur_ids)))
-    return IncrementalPlan(
-        changed=frozenset(changed),
-        deleted=frozenset(deleted),
-        unchanged=len(current) - len(changed),
-    )
+def plan_incremental(con, current: str, previous: str) -> IncrementalPlan:
+    """Compare tonight's fingerprints (table or view `current`) with last night's (`previous`,
+    e.g. `read_parquet('…')`) on the DuckDB connection `con`."""
+    changed_sql, deleted_sql = plan_sql(current, previous)
+    changed = frozenset(r[0] for r in con.execute(changed_sql).fetchall())
+    deleted = frozenset(r[0] for r in con.execute(deleted_sql).fetchall())
+    total = con.execute(f"SELECT count(*) FROM {current}").fetchall()[0][0]
+    return IncrementalPlan(changed=changed, deleted=deleted, unchanged=int(total) - len(changed))
 
 
-def carry_edges(previous_edges: pd.DataFrame, plan: IncrementalPlan) -> pd.DataFrame:
-    """Stored edges whose two records are both unchanged."""
-    touched = plan.touched
-    if not touched or previous_edges.empty:
-        return previous_edges
-    keep = ~(
-        previous_edges["unique_id_l"].isin(touched) | previous_edges["unique_id_r"].isin(touched)
+def carried_edges_sql(edges: str, touched: str) -> str:
+    """SELECT the stored edges of `edges` whose two records are both untouched (neither in the
+    `unique_id` column of `touched`): the ones an incremental night keeps as scored."""
+    cols = "unique_id_l, unique_id_r, match_probability, match_weight"
+    return (
+        f"SELECT {cols} FROM {edges} "
+        f"WHERE unique_id_l NOT IN (SELECT unique_id FROM {touched}) "
+        f"AND unique_id_r NOT IN (SELECT unique_id FROM {touched})"
     )
-    return previous_edges[keep].reset_index(drop=True)
 
 
 def relink_scope(

@@ -17,9 +17,10 @@ from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
 from transforms.incremental import (
-    carry_edges,
+    FINGERPRINT_VERSION,
+    carried_edges_sql,
+    fingerprints_sql,
     plan_incremental,
-    record_fingerprints,
     relink_scope,
 )
 from warehouse.store import fetch_frame, stack_view, write_frame
@@ -35,15 +36,17 @@ def _state_dir(cfg: Config) -> Path:
 
 
 def load_linkage_state(cfg: Config) -> dict | None:
-    """Edges and record fingerprints of the last PUBLISHED night (saved by the publish step)."""
+    """Paths of the edges and record fingerprints of the last PUBLISHED night (saved by the
+    publish step), and what they were made with."""
     d = _state_dir(cfg)
     files = [d / "edges.parquet", d / "records.parquet", d / "state.json"]
     if not all(f.exists() for f in files):
         return None
+    meta = json.loads(files[2].read_text())
     return {
-        "edges": pd.read_parquet(files[0]),
-        "records": pd.read_parquet(files[1]),
-        **{k: v for k, v in json.loads(files[2].read_text()).items() if k in ("model_version", "clustering")},
+        "edges": files[0],
+        "records": files[1],
+        **{k: meta.get(k) for k in ("model_version", "clustering", "fingerprint")},
     }
 
 
@@ -53,18 +56,22 @@ def save_linkage_state(cfg: Config, warehouse: WarehouseResource) -> None:
     d = _state_dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
     with warehouse.store.stage() as con:
-        edges = fetch_frame(con, "SELECT * FROM stage.edges")
-        records = fetch_frame(con, "SELECT * FROM stage.record_fingerprints")
+        for name, table in (("edges", "stage.edges"), ("records", "stage.record_fingerprints")):
+            tmp = d / f".{name}.parquet.tmp"
+            con.execute(f"COPY {table} TO '{_sql_text(tmp)}' (FORMAT parquet)")
+            os.replace(tmp, d / f"{name}.parquet")
         version, clustering = con.execute(
             "SELECT model_version, clustering FROM stage.linkage_state"
         ).fetchall()[0]
-    for name, frame in (("edges", edges), ("records", records)):
-        tmp = d / f".{name}.parquet.tmp"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, d / f"{name}.parquet")
     tmp = d / ".state.json.tmp"
-    tmp.write_text(json.dumps({"model_version": version, "clustering": clustering}))
+    tmp.write_text(
+        json.dumps({"model_version": version, "clustering": clustering, "fingerprint": FINGERPRINT_VERSION})
+    )
     os.replace(tmp, d / "state.json")
+
+
+def _sql_text(p: Path) -> str:
+    return str(p).replace("'", "''")
 
 
 class LinkageModelConfig(dg.Config):
@@ -108,70 +115,107 @@ def load_persons(warehouse: WarehouseResource, columns: tuple[str, ...] | None =
         return fetch_frame(con, f"SELECT {cols} FROM stage.person_records")
 
 
-def _link_incremental(context, cfg, warehouse, persons, fingerprints, state, model, settings):
-    """An incremental night's linkage: score only new and changed records, then cluster again
-    only the records connected to a touched one (`relink_scope`); every other record keeps the
-    cluster it was published with. Returns the result and the scope (None when everything was
-    clustered again: the clustering settings or code changed, or the published xref and the
-    stored state disagree)."""
-    plan = plan_incremental(state["records"], fingerprints)
-    edges = carry_edges(state["edges"], plan)
-    changed = persons[persons["unique_id"].isin(plan.changed)]
-    new_edges = linkage.predict_incremental(
-        changed, persons[~persons["unique_id"].isin(plan.changed)], model, settings
-    ) if len(changed) else edges.iloc[0:0]
-    all_edges = pd.concat([edges, new_edges], ignore_index=True)
-    metrics = {
-        "records_rescored": len(changed),
-        "records_deleted": len(plan.deleted),
-        "records_unchanged": plan.unchanged,
-        "edges_carried": len(edges),
-        "edges_new": len(new_edges),
-    }
+def _link_incremental(context, warehouse, persons, state, model, settings) -> tuple[dict, frozenset | None]:
+    """An incremental night's linkage, written to stage.edges and stage.clusters: score only new
+    and changed records, then cluster again only the records connected to a touched one
+    (`relink_scope`); every other record keeps the cluster it was published with, copied in
+    SQL. Returns the figures and the scope (None when everything was clustered again: the
+    clustering settings or code changed, or the published xref and the stored state disagree)."""
+    records_state = f"read_parquet('{_sql_text(state['records'])}')"
+    edges_state = f"read_parquet('{_sql_text(state['edges'])}')"
+    with warehouse.store.stage() as con:
+        plan = plan_incremental(con, "stage.record_fingerprints", records_state)
+        old_links = fetch_frame(
+            con,
+            f"SELECT unique_id_l, unique_id_r, match_probability FROM {edges_state} "
+            "WHERE match_probability >= ?",
+            [settings.threshold],
+        )
+    changed = persons["unique_id"].isin(plan.changed)
+    new_edges = (
+        linkage.predict_incremental(persons[changed], persons[~changed], model, settings)
+        if changed.any()
+        else linkage.empty_edges()
+    )
     scope = None
     if state.get("clustering") != clustering_key(settings):
         context.log.info("clustering settings or code changed: every record is clustered again")
     else:
-        scope = relink_scope(state["edges"], new_edges, plan.touched, settings.threshold) - plan.deleted
-        carried = _published_clusters(warehouse, scope)
-        if len(carried) + len(scope) != len(persons):
-            context.log.warning(
-                f"published xref holds {len(carried):,} of the {len(persons) - len(scope):,} records "
-                "outside tonight's scope: every record is clustered again"
-            )
-            scope = None
-    if scope is None:
-        clusters = linkage.cluster_edges(persons, all_edges, settings.threshold)
-        metrics["records_reclustered"] = len(persons)
-    else:
-        inside = persons["unique_id"].isin(scope)
-        in_scope = all_edges["unique_id_l"].isin(scope) & all_edges["unique_id_r"].isin(scope)
-        part = linkage.cluster_edges(persons[inside], all_edges[in_scope], settings.threshold)
-        metrics.update({f"scope_{k}": v for k, v in part.attrs["metrics"].items() if k != "records"})
-        metrics["records_reclustered"] = len(part)
-        clusters = pd.concat([part, carried], ignore_index=True)
-    return linkage.LinkageResult(clusters=clusters, edges=all_edges, metrics=metrics), scope
-
-
-def _published_clusters(warehouse: WarehouseResource, scope: frozenset[str]) -> pd.DataFrame:
-    """Last night's published clusters of tonight's records outside `scope`."""
+        scope = relink_scope(old_links, new_edges, plan.touched, settings.threshold) - plan.deleted
+    del old_links
     with warehouse.store.stage() as con:
-        con.register("_scope", pd.DataFrame({"unique_id": sorted(scope)}, dtype="str"))
+        con.register("_touched", pd.DataFrame({"unique_id": sorted(plan.touched)}, dtype="str"))
+        con.register("_new_edges", new_edges)
+        con.register("_scope", pd.DataFrame({"unique_id": sorted(scope or ())}, dtype="str"))
         try:
+            # Tonight's edges: last night's between two unchanged records, plus the new ones.
+            con.execute(
+                "CREATE OR REPLACE TABLE stage.edges AS "
+                + carried_edges_sql(edges_state, "_touched")
+                + " UNION ALL SELECT unique_id_l, unique_id_r, match_probability, match_weight FROM _new_edges"
+            )
             with warehouse.store.published_attached(con) as attached:
-                if not attached:
-                    return pd.DataFrame(columns=linkage.CLUSTER_COLUMNS)
-                return fetch_frame(
-                    con,
-                    """
-                    SELECT p.unique_id, p.source, p.source_record_id, x.cluster_key, x.match_probability
-                    FROM stage.person_records p
-                    JOIN published.scv.customer_xref x USING (source, source_record_id)
-                    WHERE p.unique_id NOT IN (SELECT unique_id FROM _scope)
-                    """,
-                )
+                if scope is not None:
+                    outside = (
+                        con.execute(
+                            "SELECT count(*) FROM stage.person_records p "
+                            "JOIN published.scv.customer_xref x USING (source, source_record_id) "
+                            "WHERE p.unique_id NOT IN (SELECT unique_id FROM _scope)"
+                        ).fetchall()[0][0]
+                        if attached
+                        else 0
+                    )
+                    if outside + len(scope) != len(persons):
+                        context.log.warning(
+                            f"published xref holds {outside:,} of the {len(persons) - len(scope):,} "
+                            "records outside tonight's scope: every record is clustered again"
+                        )
+                        scope = None
+                if scope is None:
+                    clusters = linkage.cluster_edges(
+                        persons, fetch_frame(con, "SELECT * FROM stage.edges"), settings.threshold
+                    )
+                    write_frame(con, "clusters", clusters)
+                    part_metrics, reclustered = {}, len(persons)
+                else:
+                    part = linkage.cluster_edges(
+                        persons[persons["unique_id"].isin(scope)],
+                        fetch_frame(
+                            con,
+                            "SELECT * FROM stage.edges WHERE unique_id_l IN (SELECT unique_id FROM _scope) "
+                            "AND unique_id_r IN (SELECT unique_id FROM _scope)",
+                        ),
+                        settings.threshold,
+                    )
+                    con.register("_part", part)
+                    con.execute(
+                        """
+                        CREATE OR REPLACE TABLE stage.clusters AS
+                        SELECT unique_id, source, source_record_id, cluster_key, match_probability FROM _part
+                        UNION ALL
+                        SELECT p.unique_id, p.source, p.source_record_id, x.cluster_key, x.match_probability
+                        FROM stage.person_records p
+                        JOIN published.scv.customer_xref x USING (source, source_record_id)
+                        WHERE p.unique_id NOT IN (SELECT unique_id FROM _scope)
+                        """
+                    )
+                    con.unregister("_part")
+                    part_metrics = {f"scope_{k}": v for k, v in part.attrs["metrics"].items() if k != "records"}
+                    reclustered = len(part)
+            carried = con.execute("SELECT count(*) FROM stage.edges").fetchall()[0][0] - len(new_edges)
         finally:
-            con.unregister("_scope")
+            for view in ("_touched", "_new_edges", "_scope"):
+                con.unregister(view)
+    metrics = {
+        "records_rescored": int(changed.sum()),
+        "records_deleted": len(plan.deleted),
+        "records_unchanged": plan.unchanged,
+        "edges_carried": int(carried),
+        "edges_new": len(new_edges),
+        "records_reclustered": reclustered,
+        **part_metrics,
+    }
+    return metrics, scope
 
 
 def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
@@ -267,26 +311,34 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         model = json.loads(model_path(cfg).read_text())
         settings = linkage_settings(cfg)
         version = str(model.get("scv", {}).get("version"))
-        fingerprints = record_fingerprints(persons)
+        with warehouse.store.stage() as con:
+            con.execute(
+                "CREATE OR REPLACE TABLE stage.record_fingerprints AS "
+                + fingerprints_sql("stage.person_records")
+            )
         state = load_linkage_state(cfg)
         if context.run.tags.get(FULL_TAG) == "true":
             mode = "full (requested)"
         elif state is None:
             mode = "full (no stored edges)"
+        elif state["fingerprint"] != FINGERPRINT_VERSION:
+            mode = "full (stored state from an older version)"
         elif state["model_version"] != version:
             mode = "full (model changed)"
         else:
             mode = "incremental"
         context.log.info(f"linking {len(persons):,} person records: {mode}")
         scope = None
+        result = None
         if mode == "incremental":
-            result, scope = _link_incremental(context, cfg, warehouse, persons, fingerprints, state, model, settings)
+            metrics, scope = _link_incremental(context, warehouse, persons, state, model, settings)
         else:
             result = linkage.link_and_dedupe(persons, model, settings)
+            metrics = result.metrics
         with warehouse.store.stage() as con:
-            write_frame(con, "clusters", result.clusters)
-            write_frame(con, "edges", result.edges)
-            write_frame(con, "record_fingerprints", fingerprints)
+            if result is not None:
+                write_frame(con, "clusters", result.clusters)
+                write_frame(con, "edges", result.edges)
             # Tonight's scope of re-clustered records, for the xref (all of them on a full night).
             write_frame(
                 con,
@@ -304,11 +356,15 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                     }
                 ),
             )
-        clusters = result.clusters
-        sizes = clusters.groupby("cluster_key").size()
-        size_dist = sizes.value_counts().sort_index()
-        records = len(clusters)
-        people = int(sizes.shape[0])
+            size_dist = dict(
+                con.execute(
+                    "SELECT n, count(*) FROM (SELECT count(*) AS n FROM stage.clusters GROUP BY cluster_key) "
+                    "GROUP BY n ORDER BY n"
+                ).fetchall()
+            )
+        records = sum(k * v for k, v in size_dist.items())
+        people = sum(size_dist.values())
+        in_multi = sum(k * v for k, v in size_dist.items() if k > 1)
         charts = {}
         if mode != "incremental":
             try:
@@ -323,10 +379,10 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 "records": records,
                 "people_found": people,
                 "duplicates_merged": records - people,
-                "match_rate": float((sizes[sizes > 1].sum()) / max(records, 1)),
+                "match_rate": float(in_multi / max(records, 1)),
                 "cluster_size_distribution": {str(k): int(v) for k, v in size_dist.items()},
                 "threshold": settings.threshold,
-                **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float, str))},
+                **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
                 **{f"chart_{k}": file_link(Path(v)) for k, v in charts.items()},
                 "dagster/row_count": records,
             }

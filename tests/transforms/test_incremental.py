@@ -1,12 +1,14 @@
 """Incremental planning: changed, new and deleted records; which stored edges survive."""
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from transforms.incremental import (
-    carry_edges,
+    MATCH_COLUMNS,
+    carried_edges_sql,
+    fingerprints_sql,
     plan_incremental,
-    record_fingerprints,
     relink_scope,
 )
 from transforms.linkage import cluster_edges
@@ -14,6 +16,24 @@ from transforms.linkage import cluster_edges
 
 def persons(rows):
     return pd.DataFrame(rows, columns=["unique_id", "first_name_std", "email_key", "loyalty_tier"])
+
+
+def fingerprints(rows) -> pd.DataFrame:
+    """The fingerprint table the person_clusters asset builds, for these records."""
+    frame = persons(rows)
+    for col in MATCH_COLUMNS:  # the standardised frame always has every match column
+        if col not in frame.columns:
+            frame[col] = pd.Series([None] * len(frame), dtype="str")
+    con = duckdb.connect()
+    con.register("p", frame)
+    return con.sql(fingerprints_sql("p")).df()
+
+
+def plan(before, after):
+    con = duckdb.connect()
+    con.register("prev", fingerprints(before))
+    con.register("cur", fingerprints(after))
+    return plan_incremental(con, "cur", "prev")
 
 
 BASE = [
@@ -24,42 +44,48 @@ BASE = [
 
 
 def test_fingerprint_ignores_fields_the_model_does_not_read():
-    a = record_fingerprints(persons(BASE))
-    b = record_fingerprints(persons([r[:3] + ("platinum",) for r in BASE]))
+    a = fingerprints(BASE)
+    b = fingerprints([r[:3] + ("platinum",) for r in BASE])
     assert a.equals(b)
+    assert fingerprints([("crm:1", "anna", "anna@y.com", "gold")])["fingerprint"][0] != a["fingerprint"][0]
 
 
 def test_plan_finds_new_changed_and_deleted():
-    before = record_fingerprints(persons(BASE))
     after_rows = [
         ("crm:1", "anna", "anna@x.com", "gold"),  # unchanged
         ("crm:2", "benjamin", "ben@x.com", "silver"),  # changed
         ("crm:3", "cara", "cara@x.com", "none"),  # new
     ]  # shop:9 deleted
-    plan = plan_incremental(before, record_fingerprints(persons(after_rows)))
-    assert plan.changed == {"crm:2", "crm:3"}
-    assert plan.deleted == {"shop:9"}
-    assert plan.unchanged == 1
+    got = plan(BASE, after_rows)
+    assert got.changed == {"crm:2", "crm:3"}
+    assert got.deleted == {"shop:9"}
+    assert got.unchanged == 1
 
 
-def test_null_and_empty_string_differ():
-    a = record_fingerprints(persons([("crm:1", "anna", None, "x")]))
-    b = record_fingerprints(persons([("crm:1", "anna", "", "x")]))
+def test_null_and_empty_string_differ_and_values_do_not_run_together():
+    a = fingerprints([("crm:1", "anna", None, "x")])
+    b = fingerprints([("crm:1", "anna", "", "x")])
     assert a["fingerprint"][0] != b["fingerprint"][0]
+    c = fingerprints([("crm:1", "ann", "a@x.com", "x")])
+    d = fingerprints([("crm:1", "anna", "@x.com", "x")])
+    assert c["fingerprint"][0] != d["fingerprint"][0]
 
 
-def test_carry_edges_drops_every_edge_touching_a_changed_or_deleted_record():
-    edges = pd.DataFrame(
+def test_carried_edges_are_those_between_two_untouched_records():
+    stored = pd.DataFrame(
         {
             "unique_id_l": ["crm:1", "crm:1", "crm:2"],
             "unique_id_r": ["shop:9", "crm:4", "crm:4"],
             "match_probability": [0.99, 0.5, 0.97],
+            "match_weight": [8.0, 0.0, 6.0],
         }
     )
-    before = record_fingerprints(persons(BASE + [("crm:4", "dan", None, "x")]))
-    after = record_fingerprints(persons(BASE[:2] + [("crm:4", "dan", None, "x")]))
-    kept = carry_edges(edges, plan_incremental(before, after))
-    assert list(zip(kept.unique_id_l, kept.unique_id_r)) == [("crm:1", "crm:4"), ("crm:2", "crm:4")]
+    got = plan(BASE + [("crm:4", "dan", None, "x")], BASE[:2] + [("crm:4", "dan", None, "x")])
+    con = duckdb.connect()
+    con.register("stored", stored)
+    con.register("touched", pd.DataFrame({"unique_id": sorted(got.touched)}))
+    kept = con.sql(carried_edges_sql("stored", "touched") + " ORDER BY 1, 2").fetchall()
+    assert [(a, b) for a, b, *_ in kept] == [("crm:1", "crm:4"), ("crm:2", "crm:4")]
 
 
 def edges(rows):

@@ -19,6 +19,7 @@ __all__ = [
     "EDGE_COLUMNS",
     "LinkageResult",
     "candidate_pairs",
+    "empty_edges",
     "link_and_dedupe",
     "predict_incremental",
 ]
@@ -47,7 +48,7 @@ def _check_model(model: dict[str, Any]) -> dict[str, Any]:
     return model_meta(model)
 
 
-def _empty_edges() -> pd.DataFrame:
+def empty_edges() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "unique_id_l": pd.array([], dtype="string"),
@@ -101,7 +102,7 @@ def link_and_dedupe(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     if splink_settings(model) is None or len(persons) < 2:
-        edges = _empty_edges()
+        edges = empty_edges()
         metrics["candidate_pairs"] = 0
     else:
         frame = prepare_frame(persons, meta["fields"], meta["blocking_keys"])
@@ -173,7 +174,7 @@ def predict_incremental(
     """
     meta = _check_model(model)
     if splink_settings(model) is None or len(new_persons) == 0:
-        return _empty_edges()
+        return empty_edges()
     new_ids = set(new_persons["unique_id"].astype("string"))
     existing = existing_persons[~existing_persons["unique_id"].astype("string").isin(new_ids)]
     both = pd.concat([existing, new_persons], ignore_index=True)
@@ -201,7 +202,7 @@ def predict_incremental(
         )
         parts.append(_edges_frame(linker, between))
     if not parts:
-        return _empty_edges()
+        return empty_edges()
     edges = pd.concat(parts, ignore_index=True)
     # Same orientation as a full run: smaller id on the left.
     swap = edges["unique_id_l"] > edges["unique_id_r"]
