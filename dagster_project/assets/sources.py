@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from dagster_project import constants as C
@@ -28,7 +29,7 @@ from transforms.privacy import (
     split_erased,
     split_erased_activity,
 )
-from transforms.standardise.reuse import standardise_persons_reusing
+from transforms.standardise.reuse import DOB_IMPOSSIBLE, standardise_persons_reusing
 from warehouse.store import fetch_frame, write_frame
 
 __version__ = version("scv-warehouse")
@@ -224,6 +225,7 @@ def _standardise_key(src: SourceConfig) -> str:
         "date_format": src.date_format,
         "default_country": src.default_country,
         "code": __version__,
+        "input_hash": f"duckdb {duckdb.__version__}",
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -241,7 +243,8 @@ def _previous_standardised(con, name: str, key: str) -> pd.DataFrame | None:
         return None
     return fetch_frame(
         con,
-        f"SELECT a.*, h.input_hash FROM stage.accepted_{name} a "
+        f"SELECT a.*, h.input_hash, list_contains(a.field_issues, '{DOB_IMPOSSIBLE}') AS dob_impossible "
+        f"FROM stage.accepted_{name} a "
         f"JOIN stage.std_inputs_{name} h USING (_row_number)",
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -27,12 +28,21 @@ DOB_IMPOSSIBLE = "date_of_birth:impossible"
 
 
 def input_hashes(canon: pd.DataFrame) -> np.ndarray:
-    """Per row, a 64-bit hash of every canonical column standardisation reads (all but the
-    row's position in its file), by column name, so a new or renamed mapping changes it."""
+    """Per row, a 64-bit hash (DuckDB's `hash`, which tells NULL from '' and never runs two
+    values together) of every canonical column standardisation reads, all but the row's
+    position in its file; the column names are hashed too, so a new mapping changes it."""
     cols = sorted(c for c in canon.columns if c != "_row_number")
-    keys = canon[cols].astype("string").fillna("\x00")
-    keys.columns = [f"{c}\x1f{i}" for i, c in enumerate(cols)]
-    return pd.util.hash_pandas_object(keys, index=False).to_numpy().astype(np.int64)
+    if not len(canon):
+        return np.zeros(0, dtype=np.int64)
+    con = duckdb.connect()
+    try:
+        con.register("canon", canon[cols])
+        names = "\x1f".join(cols).replace("'", "''")
+        values = ", ".join(f'"{c}"::VARCHAR' for c in (c.replace('"', '""') for c in cols))
+        out = con.execute(f"SELECT hash('{names}', {values}) AS h FROM canon").fetchnumpy()
+    finally:
+        con.close()
+    return np.asarray(out["h"], dtype=np.uint64).view(np.int64)  # stored as BIGINT
 
 
 def standardise_persons_reusing(
@@ -44,8 +54,9 @@ def standardise_persons_reusing(
     """`standardise_persons(canon, src, as_of)`, reusing rows of `previous` (an earlier result of
     it for the same source config, with an `input_hash` column) whose input is unchanged.
 
-    Returns the standardised frame (equal to standardising every row), the input hash of each
-    row and how many rows were reused.
+    Returns the standardised frame (equal to standardising every row; `field_issues` holds
+    lists or tuples), the input hash of each row and how many rows were reused. A boolean
+    `dob_impossible` column in `previous` saves reading the issue lists.
     """
     hashes = input_hashes(canon)
     if previous is None or previous.empty:
@@ -57,15 +68,20 @@ def standardise_persons_reusing(
     earliest, latest = dob_window(as_of)
     dob = pd.to_datetime(cand["dob"], format="%Y-%m-%d", errors="coerce")
     dob_ok = (dob.isna() | ((dob >= earliest) & (dob <= latest))).to_numpy()
-    verdict_fixed = ~cand["field_issues"].map(lambda issues: DOB_IMPOSSIBLE in list(issues)).to_numpy(dtype=bool)
+    if "dob_impossible" in cand.columns:  # computed where the rows were read, in SQL
+        impossible = cand["dob_impossible"].to_numpy(dtype=bool)
+    else:
+        impossible = np.fromiter(
+            (DOB_IMPOSSIBLE in issues for issues in cand["field_issues"]), dtype=bool, count=len(cand)
+        )
+    verdict_fixed = ~impossible
     reused = found[dob_ok & verdict_fixed]
     fresh_rows = np.setdiff1d(np.arange(len(canon)), reused)
 
     fresh = standardise_persons(canon.iloc[fresh_rows], src, as_of)
     take = prev.iloc[pos[reused]][fresh.columns].copy()
     take["_row_number"] = canon["_row_number"].to_numpy()[reused].astype("int64")
-    take["field_issues"] = take["field_issues"].map(list)
     take.index = canon.index[reused]
-    fresh["field_issues"] = fresh["field_issues"].map(list)
-    out = pd.concat([fresh, take.astype(fresh.dtypes.to_dict())]).loc[canon.index]
+    differ = {c: t for c, t in fresh.dtypes.items() if take[c].dtype != t}
+    out = pd.concat([fresh, take.astype(differ) if differ else take]).loc[canon.index]
     return out, hashes, len(reused)
