@@ -1,10 +1,13 @@
 """The warehouse as storage: a staging DuckDB file where a night is built, a published file that
 analysts read, and Parquet exports for BI. The one place that opens DuckDB warehouse files.
 
-Write-audit-publish: every asset writes into the staging file; the publish step copies the `scv`
-schema into a fresh file and renames it over the published one (`os.replace` is atomic on one
-file system). A reader holding the old file open keeps reading the old night until it reconnects;
-a night that dies half way leaves the published file untouched.
+Write-audit-publish: a night is built in two staging files. The build file holds schema `scv`,
+the tables to publish, and nothing else; the staging file, attached as catalog `stage`, holds the
+intermediate tables (`stage.<name>`), which carry personal data and are never published. The
+publish step checkpoints the build file, copies it byte for byte and renames the copy over the
+published file (`os.replace` is atomic on one file system): no table is written twice. A reader
+holding the old file open keeps reading the old night until it reconnects; a night that dies half
+way leaves the published file untouched.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "drop_relation",
     "empty_frame",
     "fetch_frame",
+    "relation_names",
     "stack_view",
     "write_frame",
     "write_model",
@@ -44,12 +48,44 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=read_only)
 
 
+def _stage_is_catalog(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [STAGE]).fetchall()[0][0]
+    )
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create schemas `scv` and `stage`, and every documented table that does not exist yet."""
+    """Create schema `scv` and every documented table that does not exist yet, and schema
+    `stage` unless `stage` is an attached staging file (as in `Warehouse.stage`)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGE}")
+    if not _stage_is_catalog(con):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGE}")
     for table in TABLES.values():
         con.execute(create_statement(table))
+
+
+def _where(con: duckdb.DuckDBPyConnection, schema: str) -> tuple[str, str]:
+    """(catalog, schema) that `schema.<name>` resolves to: an attached database of that name
+    (its `main` schema) first, as DuckDB resolves it, else the schema in the current database."""
+    attached = con.execute(
+        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [schema]
+    ).fetchall()[0][0]
+    if attached:
+        return schema, "main"
+    return con.execute("SELECT current_database()").fetchall()[0][0], schema
+
+
+def relation_names(con: duckdb.DuckDBPyConnection, schema: str = STAGE) -> set[str]:
+    """Names of the tables and views that `schema.<name>` can reach (what earlier steps left
+    in staging)."""
+    catalog, sch = _where(con, schema)
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ?",
+            [catalog, sch],
+        ).fetchall()
+    }
 
 
 def _duck_type(table: Table, column: str) -> str:
@@ -128,9 +164,11 @@ def write_select(
 
 def drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
     """Drop `schema.name`, whether it is a table or a view (DuckDB's DROP names the kind)."""
+    catalog, sch = _where(con, schema)
     kind = con.execute(
-        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
+        "SELECT table_type FROM information_schema.tables "
+        "WHERE table_catalog = ? AND table_schema = ? AND table_name = ?",
+        [catalog, sch, name],
     ).fetchall()
     if kind:
         con.execute(f"DROP {'VIEW' if kind[0][0] == 'VIEW' else 'TABLE'} {schema}.{name}")
@@ -171,18 +209,47 @@ def empty_frame(name: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Warehouse:
-    """Locations of the staging file, the published file and the exports folder."""
+    """Locations of the staging file, the published file and the exports folder. The build
+    file (the `scv` tables of the night being built) sits next to the staging file."""
 
     published: Path
     staging: Path
     exports: Path
 
+    @property
+    def build(self) -> Path:
+        """The `scv` schema of the night being built: what the publish step copies."""
+        return self.staging.with_name(self.staging.stem + ".scv.duckdb")
+
+    def _open_build(self) -> duckdb.DuckDBPyConnection:
+        """The build file, with the staging file attached as catalog `stage`. A staging file of
+        the older one-file layout (schemas `stage` and `scv` in it) is dropped first: the night
+        then validates and standardises every row again, once."""
+        con = _connect(self.build)
+        try:
+            self.staging.parent.mkdir(parents=True, exist_ok=True)
+            con.execute(f"ATTACH '{_sql_path(self.staging)}' AS {STAGE}")
+            old = con.execute(
+                "SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name IN (?, ?)",
+                [STAGE, STAGE, SCHEMA],
+            ).fetchall()[0][0]
+            if old:
+                con.execute(f"DETACH {STAGE}")
+                for p in (self.staging, Path(str(self.staging) + ".wal")):
+                    p.unlink(missing_ok=True)
+                con.execute(f"ATTACH '{_sql_path(self.staging)}' AS {STAGE}")
+            ensure_schema(con)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
     @contextmanager
     def stage(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection to the staging warehouse, schemas ensured."""
-        con = _connect(self.staging)
+        """A read-write connection to the night being built: schema `scv` (the build file) and
+        catalog `stage` (the staging file), documented tables ensured."""
+        con = self._open_build()
         try:
-            ensure_schema(con)
             yield con
         finally:
             con.close()
@@ -254,36 +321,33 @@ class Warehouse:
 
     # ----------------------------------------------------------------------------- publish
     def publish(self) -> dict[str, int]:
-        """Copy every documented `scv` table from staging into a new file and swap it in.
+        """Swap the night's `scv` tables in as the published warehouse; returns row counts per
+        table.
 
-        Returns row counts per table. The new file is complete and checkpointed before the
-        rename, so the published path always names a whole warehouse.
+        The build file is tidied (schema `prev` and anything undocumented dropped, comments set),
+        checkpointed and closed, then copied byte for byte and the copy renamed over the
+        published path, so that path always names a whole warehouse and no table is rewritten.
         """
         tmp = self.published.with_name(self.published.name + ".publishing")
         for leftover in (tmp, Path(str(tmp) + ".wal")):
             leftover.unlink(missing_ok=True)
         self.published.parent.mkdir(parents=True, exist_ok=True)
         counts: dict[str, int] = {}
-        con = _connect(self.staging)
+        con = self._open_build()
         try:
-            ensure_schema(con)
-            con.execute(f"ATTACH '{_sql_path(tmp)}' AS publishing")
-            con.execute(f"CREATE SCHEMA publishing.{SCHEMA}")
+            con.execute(f"DETACH {STAGE}")
+            _tidy_for_publish(con)
             for name, table in TABLES.items():
-                con.execute(
-                    f"CREATE TABLE publishing.{SCHEMA}.{name} AS SELECT "
-                    + ", ".join(f'"{c}"' for c in table.column_names)
-                    + f" FROM {SCHEMA}.{name}"
-                )
-                for stmt in comment_statements(table, schema=f"publishing.{SCHEMA}"):
+                for stmt in comment_statements(table):
                     con.execute(stmt)
-                counts[name] = int(
-                    con.execute(f"SELECT count(*) FROM publishing.{SCHEMA}.{name}").fetchall()[0][0]
-                )
-            con.execute("CHECKPOINT publishing")
-            con.execute("DETACH publishing")
+                counts[name] = int(con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0])
+            con.execute("CHECKPOINT")
         finally:
             con.close()
+        wal = Path(str(self.build) + ".wal")
+        if wal.exists() and wal.stat().st_size:
+            raise RuntimeError(f"{self.build}: not fully checkpointed ({wal} remains); nothing published")
+        shutil.copyfile(self.build, tmp)
         _fsync(tmp)
         os.replace(tmp, self.published)
         _fsync_dir(self.published.parent)
@@ -335,12 +399,46 @@ class Warehouse:
         return manifest
 
     def reset_staging(self) -> None:
-        """Drop the staging file (it holds personal data of the night being built)."""
-        for p in (self.staging, Path(str(self.staging) + ".wal")):
-            p.unlink(missing_ok=True)
+        """Drop the staging and build files (they hold personal data of the night being built)."""
+        for base in (self.staging, self.build):
+            for p in (base, Path(str(base) + ".wal")):
+                p.unlink(missing_ok=True)
 
     def copy_published_to(self, dest: Path) -> None:
         shutil.copy2(self.published, dest)
+
+
+def _tidy_for_publish(con: duckdb.DuckDBPyConnection) -> None:
+    """Leave in the build file only what is published: the documented `scv` tables with their
+    documented columns. Schema `prev` (last night's tables, copied in by `stage_previous`) and
+    any other relation are dropped; a documented table whose columns drifted is an error."""
+    db = con.execute("SELECT current_database()").fetchall()[0][0]
+    for (schema,) in con.execute(
+        "SELECT schema_name FROM duckdb_schemas() WHERE database_name = ? AND NOT internal "
+        "AND schema_name NOT IN ('main', ?)",
+        [db, SCHEMA],
+    ).fetchall():
+        con.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    for schema, name, kind in con.execute(
+        "SELECT table_schema, table_name, table_type FROM information_schema.tables WHERE table_catalog = ?",
+        [db],
+    ).fetchall():
+        if schema == SCHEMA and name in TABLES and kind != "VIEW":
+            cols = [
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
+                    "AND table_name = ? ORDER BY column_index",
+                    [db, SCHEMA, name],
+                ).fetchall()
+            ]
+            if cols != TABLES[name].column_names:
+                raise ValueError(
+                    f"{SCHEMA}.{name}: columns {cols} differ from warehouse/schema.py {TABLES[name].column_names}; "
+                    "nothing published"
+                )
+            continue
+        con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} "{schema}"."{name}"')
 
 
 def _sql_path(p: Path) -> str:

@@ -30,7 +30,7 @@ from transforms.privacy import (
     split_erased_activity,
 )
 from transforms.standardise.reuse import DOB_IMPOSSIBLE, standardise_persons_reusing
-from warehouse.store import fetch_frame, write_frame
+from warehouse.store import fetch_frame, relation_names, write_frame
 
 __version__ = version("scv-warehouse")
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
@@ -170,11 +170,8 @@ def _validation_state_path(cfg: Config, name: str) -> Path:
 
 
 def _stage_tables(con) -> set[str]:
-    """Names of the tables in the staging schema (what earlier validations left there)."""
-    return {
-        r[0]
-        for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'stage'").fetchall()
-    }
+    """Names of the relations in staging (what earlier validations left there)."""
+    return relation_names(con, "stage")
 
 
 def _known_ids_digest(con, ref: str) -> str:
