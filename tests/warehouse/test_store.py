@@ -117,3 +117,37 @@ def test_exports_one_parquet_per_table_and_manifest(tmp_path):
     assert on_disk["tables"]["customer_xref"]["rows"] == 2
     assert manifest["tables"]["customer"]["columns"][0]["name"] == "customer_id"
     assert not [p for p in wh.exports.rglob("*") if p.name.startswith(".")]
+
+
+def test_publish_leaves_out_prev_and_strays_and_refuses_drifted_columns(tmp_path):
+    wh = make(tmp_path)
+    with wh.stage() as con:
+        write_frame(con, "customer_xref", xref(["C1"]), schema="scv")
+        wh.stage_previous(con, ["lifecycle"])
+        con.execute("CREATE TABLE scv.scratch AS SELECT 1 AS a")
+        con.execute("CREATE TABLE main.scratch AS SELECT 1 AS a")
+    wh.publish()
+    with duckdb.connect(str(wh.published), read_only=True) as reader:
+        tables = set(reader.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall())
+        assert tables == {("scv", name) for name in TABLES}
+    # the intermediate tables stay in staging, out of the published file
+    with wh.stage() as con:
+        con.execute("ALTER TABLE scv.customer_xref ADD COLUMN colour VARCHAR")
+    before = wh.published.read_bytes()
+    with pytest.raises(ValueError, match="scv.customer_xref: columns .* differ"):
+        wh.publish()
+    assert wh.published.read_bytes() == before
+
+
+def test_staging_of_the_one_file_layout_is_dropped_not_misread(tmp_path):
+    wh = make(tmp_path)
+    wh.staging.parent.mkdir(parents=True)
+    with duckdb.connect(str(wh.staging)) as old:
+        old.execute("CREATE SCHEMA stage")
+        old.execute("CREATE TABLE stage.accepted_crm AS SELECT 1 AS a")
+    with wh.stage() as con:
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'stage'").fetchall()[0][0] == 0
+        write_frame(con, "accepted_crm", pd.DataFrame({"a": [1, 2]}))
+        assert con.execute("SELECT count(*) FROM stage.accepted_crm").fetchall()[0][0] == 2
+    wh.reset_staging()
+    assert not wh.staging.exists() and not wh.build.exists()
