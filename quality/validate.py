@@ -50,7 +50,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -1229,10 +1230,19 @@ def field_findings(person_std: pd.DataFrame) -> pd.DataFrame:
             except TypeError:
                 continue
         issues.extend(str(v) for v in items if v is not None and not (isinstance(v, float) and math.isnan(v)))
-    if not issues:
+    return findings_from_counts(Counter(issues))
+
+
+def findings_from_counts(counts: Mapping[str, int]) -> pd.DataFrame:
+    """`field_findings` from issue counts (``{"field:rule": n}``), e.g. counted in SQL over the
+    staged rows; an issue without a colon counts as rule ``invalid``."""
+    rows: Counter = Counter()
+    for issue, n in counts.items():
+        if issue is None or not n:
+            continue
+        field, rule = str(issue).split(":", 1) if ":" in str(issue) else (str(issue), "invalid")
+        rows[(field, rule)] += int(n)
+    if not rows:
         return _empty_findings()
-    split = [i.split(":", 1) if ":" in i else [i, "invalid"] for i in issues]
-    frame = pd.DataFrame(split, columns=["field", "rule"])
-    counted = frame.value_counts(["field", "rule"]).rename("count").reset_index()
-    counted = counted.sort_values(["field", "rule"], kind="stable").reset_index(drop=True)
+    counted = pd.DataFrame([(f, r, n) for (f, r), n in sorted(rows.items())], columns=["field", "rule", "count"])
     return counted.astype({"field": TEXT, "rule": TEXT, "count": "int64"})

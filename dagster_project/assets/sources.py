@@ -19,7 +19,7 @@ from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
 from dagster_project.resources import WarehouseResource
 from quality.data_docs import build_data_docs
-from quality.validate import field_findings, validate_source
+from quality.validate import field_findings, findings_from_counts, validate_source
 from sources.config import Config, SourceConfig
 from sources.readers import SourceReadError, file_fingerprint, read_source, to_canonical
 from transforms.privacy import (
@@ -29,7 +29,8 @@ from transforms.privacy import (
     split_erased,
     split_erased_activity,
 )
-from transforms.standardise.reuse import DOB_IMPOSSIBLE, standardise_persons_reusing
+from transforms.standardise import standardise_persons
+from transforms.standardise.reuse import reuse_plan, write_reusing
 from warehouse.store import fetch_frame, relation_names, write_frame
 
 __version__ = version("scv-warehouse")
@@ -230,20 +231,15 @@ def _standardise_key(src: SourceConfig) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _previous_standardised(con, name: str, key: str) -> pd.DataFrame | None:
-    """Last validation's standardised rows of `name` with their input hashes, when they were
-    made under the same config and code; None otherwise."""
+def _previous_standardised(con, name: str, key: str) -> tuple[str | None, str | None]:
+    """(table of last validation's standardised rows of `name`, table of their input hashes),
+    when they were made under the same config and code; (None, None) otherwise."""
     tables = _stage_tables(con)
     if not {f"accepted_{name}", f"std_inputs_{name}", f"std_key_{name}"} <= tables:
-        return None
+        return None, None
     if con.execute(f"SELECT key FROM stage.std_key_{name}").fetchall() != [(key,)]:
-        return None
-    return fetch_frame(
-        con,
-        f"SELECT a.*, h.input_hash, list_contains(a.field_issues, '{DOB_IMPOSSIBLE}') AS dob_impossible "
-        f"FROM stage.accepted_{name} a "
-        f"JOIN stage.std_inputs_{name} h USING (_row_number)",
-    )
+        return None, None
+    return f"stage.accepted_{name}", f"stage.std_inputs_{name}"
 
 
 def _reusable(state: dict, key: str, as_of, con, name: str) -> bool:
@@ -380,18 +376,29 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             outcome.quarantine, src, suppressed, key, erased_refs or set()
         )
         erased = _empty_like(quarantine)
-        reused = 0
+        reused = pd.DataFrame()
         if src.kind == "person":
             std_key = _standardise_key(src)
+            erased_parts = []
             with warehouse.store.stage() as con:
-                previous_std = _previous_standardised(con, name, std_key)
-            accepted, hashes, reused = standardise_persons_reusing(accepted, src, n.as_of, previous_std)
-            del previous_std
-            std_inputs = pd.DataFrame({"_row_number": accepted["_row_number"].to_numpy(), "input_hash": hashes})
+                prev_table, prev_inputs = _previous_standardised(con, name, std_key)
+                hashes, reused = reuse_plan(con, accepted, prev_table, prev_inputs, n.as_of)
+                if suppressed and len(reused):
+                    # rows kept last night may name a person erased since
+                    kept, gone = split_erased(_reused_identifiers(con, prev_table, reused), suppressed, key)
+                    reused = reused[reused["_row_number"].isin(kept["_row_number"])]
+                    erased_parts.append(gone)
+            std_inputs = pd.DataFrame({"_row_number": accepted["_row_number"].to_numpy(dtype="int64"), "input_hash": hashes})
+            fresh = standardise_persons(
+                accepted[~accepted["_row_number"].isin(reused["_row_number"])], src, n.as_of
+            )
+            n_standardised = len(fresh)
             if suppressed:
-                accepted, erased = split_erased(accepted, suppressed, key)
-            findings = field_findings(accepted)
-            accepted = accepted.assign(field_issues=accepted["field_issues"].map(list))
+                fresh, gone = split_erased(fresh, suppressed, key)
+                erased_parts.insert(0, gone)
+            if erased_parts:
+                erased = pd.concat(erased_parts, ignore_index=True)
+            accepted = fresh.assign(field_issues=fresh["field_issues"].map(list))
         else:
             findings = field_findings(pd.DataFrame({"field_issues": []}))
             if erased_refs:
@@ -405,15 +412,26 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
         quarantine = quarantine.sort_values("row_number", kind="stable").assign(run_at=n.run_at)
         with warehouse.store.stage() as con:
             con.execute("BEGIN TRANSACTION")
-            write_frame(con, f"accepted_{name}", accepted)
-            write_frame(con, f"quarantine_{name}", quarantine)
             if src.kind == "person":
                 # the rows and what they were standardised from, together or not at all
-                write_frame(con, f"std_inputs_{name}", std_inputs)
+                rows_ok = write_reusing(
+                    con, accepted, reused, std_inputs, f"stage.accepted_{name}", f"stage.std_inputs_{name}"
+                )
                 write_frame(con, f"std_key_{name}", pd.DataFrame({"key": [std_key]}))
+                findings = findings_from_counts(
+                    dict(
+                        con.execute(
+                            f"SELECT issue, count(*) FROM (SELECT unnest(field_issues) AS issue "
+                            f"FROM stage.accepted_{name}) GROUP BY issue"
+                        ).fetchall()
+                    )
+                )
+            else:
+                rows_ok = write_frame(con, f"accepted_{name}", accepted)
+            write_frame(con, f"quarantine_{name}", quarantine)
             con.execute("COMMIT")
 
-        rows_in, rows_ok, rows_q = len(raw), len(accepted), len(quarantine)
+        rows_in, rows_q = len(raw), len(quarantine)
         by_rule = quarantine["rule"].value_counts().to_dict() if rows_q else {}
         n_findings = int(findings["count"].sum()) if len(findings) else 0
         docs = None
@@ -428,7 +446,7 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             "quarantined_by_rule": {k: int(v) for k, v in by_rule.items()},
             "field_findings": n_findings,
             **(
-                {"rows_standardised": len(std_inputs) - reused, "rows_standardisation_reused": reused}
+                {"rows_standardised": n_standardised, "rows_standardisation_reused": len(reused)}
                 if src.kind == "person"
                 else {}
             ),
@@ -486,6 +504,19 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
         return summary, checks, int(by_rule.get("future_date", 0))
 
     return _accepted
+
+
+def _reused_identifiers(con, table: str, reused: pd.DataFrame) -> pd.DataFrame:
+    """What `split_erased` reads of the rows to be reused, under tonight's row numbers."""
+    con.register("_reused_rows", reused)
+    try:
+        return fetch_frame(
+            con,
+            f"SELECT r._row_number, a.source, a.source_record_id, a.unique_id, a.email_key, a.phone_e164 "
+            f"FROM {table} a JOIN _reused_rows r ON a._row_number = r.prev_row_number ORDER BY r._row_number",
+        )
+    finally:
+        con.unregister("_reused_rows")
 
 
 def _empty_like(frame: pd.DataFrame) -> pd.DataFrame:

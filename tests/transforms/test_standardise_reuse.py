@@ -8,7 +8,7 @@ import pytest
 
 from sources.config import SourceConfig
 from transforms.standardise import standardise_persons
-from transforms.standardise.reuse import input_hashes, standardise_persons_reusing
+from transforms.standardise.reuse import input_hashes, reuse_plan, write_reusing
 
 SRC = SourceConfig.model_validate(
     {"name": "crm", "kind": "person", "path": "crm.csv", "id": "Id", "default_country": "GB",
@@ -30,14 +30,29 @@ NIGHT1 = [
 ]
 
 
-def stored(frame, hashes):
-    """The standardised rows as the asset keeps them: written to DuckDB and read back."""
+def night(con, rows: pd.DataFrame, as_of: date) -> int:
+    """One night's standardisation as the accepted asset runs it: plan the reuse against the
+    tables of the night before (if any), standardise the rest, write both tables."""
+    have = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    prev = ("accepted", "inputs") if {"accepted", "inputs"} <= have else (None, None)
+    hashes, reused = reuse_plan(con, rows, *prev, as_of)
+    fresh = standardise_persons(rows[~rows["_row_number"].isin(reused["_row_number"])], SRC, as_of)
+    fresh = fresh.assign(field_issues=fresh["field_issues"].map(list))
+    inputs = pd.DataFrame({"_row_number": rows["_row_number"].astype("int64"), "input_hash": hashes})
+    write_reusing(con, fresh, reused, inputs, "accepted", "inputs")
+    return len(reused)
+
+
+def full(rows: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Standardising every row, written to DuckDB and read back like the staged table."""
     con = duckdb.connect()
-    con.register("f", frame.assign(input_hash=hashes))
-    out = con.sql("SELECT * FROM f").to_arrow_table()
-    df = out.to_pandas()
-    df["field_issues"] = out.column("field_issues").to_pylist()
-    return df
+    frame = standardise_persons(rows, SRC, as_of)
+    con.register("f", frame.assign(field_issues=frame["field_issues"].map(list)))
+    return staged(con, "f")
+
+
+def staged(con, table: str) -> pd.DataFrame:
+    return con.sql(f"SELECT * FROM {table} ORDER BY _row_number").df()
 
 
 def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -45,45 +60,41 @@ def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.columns) == list(b.columns)
     assert a.dtypes.to_dict() == b.dtypes.to_dict()
     for col in a.columns:
-        left = a[col].map(lambda v: tuple(v) if isinstance(v, (list, tuple)) else v)
-        right = b[col].map(lambda v: tuple(v) if isinstance(v, (list, tuple)) else v)
+        left = a[col].map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)
+        right = b[col].map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)
         assert left.astype(str).tolist() == right.astype(str).tolist(), col
 
 
 def test_unchanged_rows_are_reused_and_the_result_equals_a_full_standardisation():
-    first = canon(NIGHT1)
-    night1 = standardise_persons(first, SRC, as_of=date(2026, 11, 20))
-    previous = stored(night1, input_hashes(first))
+    con = duckdb.connect()
+    assert night(con, canon(NIGHT1), date(2026, 11, 20)) == 0
     # night 2: row 2 changed, a new row first (every row number moves), row 4 deleted
     rows = [("5", "Eve", "Stone", "eve@z.net", None, "1975-02-03"), NIGHT1[0],
             ("2", "Ben", "Jones", "ben@x.com", None, "1900-01-01"), NIGHT1[2]]
     second = canon(rows)
-    got, hashes, reused = standardise_persons_reusing(second, SRC, date(2026, 11, 30), previous)
     # Anna reused; Cara's birth date was in the future on night 1 and is judged again
-    assert reused == 1
-    same(got, standardise_persons(second, SRC, as_of=date(2026, 11, 30)))
-    assert list(hashes) == list(input_hashes(second))
+    assert night(con, second, date(2026, 11, 30)) == 1
+    same(staged(con, "accepted"), full(second, date(2026, 11, 30)))
+    assert staged(con, "inputs")["input_hash"].tolist() == list(input_hashes(second))
 
 
 def test_a_kept_birth_date_outside_tonights_window_is_judged_again():
+    con = duckdb.connect()
     first = canon(NIGHT1)
-    night1 = standardise_persons(first, SRC, as_of=date(2026, 11, 30))
-    previous = stored(night1, input_hashes(first))
-    got, _, reused = standardise_persons_reusing(first, SRC, date(2026, 11, 20), previous)  # a backfill
-    assert reused == 3  # Cara's 2026-11-25 is in the future again
-    same(got, standardise_persons(first, SRC, as_of=date(2026, 11, 20)))
+    night(con, first, date(2026, 11, 30))
+    assert night(con, first, date(2026, 11, 20)) == 3  # a backfill: Cara's 2026-11-25 is in the future again
+    got = staged(con, "accepted")
+    same(got, full(first, date(2026, 11, 20)))
     assert got["dob"].isna().iloc[2]
 
 
 def test_everything_reused_and_nothing_reused():
+    con = duckdb.connect()
     first = canon(NIGHT1[:2])
-    night1 = standardise_persons(first, SRC, as_of=date(2026, 11, 20))
-    previous = stored(night1, input_hashes(first))
-    got, _, reused = standardise_persons_reusing(first, SRC, date(2026, 11, 21), previous)
-    assert reused == 2
-    same(got, standardise_persons(first, SRC, as_of=date(2026, 11, 21)))
-    got, _, reused = standardise_persons_reusing(first, SRC, date(2026, 11, 21), None)
-    assert reused == 0
+    night(con, first, date(2026, 11, 20))
+    assert night(con, first, date(2026, 11, 21)) == 2
+    same(staged(con, "accepted"), full(first, date(2026, 11, 21)))
+    assert reuse_plan(con, first, None, None, date(2026, 11, 21))[1].empty
 
 
 @pytest.mark.parametrize("column", ["email", "date_of_birth", "source_record_id"])

@@ -6,6 +6,10 @@ for the date of birth, the as-of date. So a row whose canonical values hash as l
 differently tonight: an "impossible" birth date is always recomputed, and a kept birth date
 must still lie in tonight's window (`dates.dob_window`). The caller keeps the rows together
 with the source's config and code version, and passes them only when those are unchanged.
+
+The matching and the copying run in SQL on the staging tables (`reuse_plan`, `write_reusing`):
+at a million rows, fetching last night's rows into pandas and reshuffling them cost more than
+standardising the changed ones.
 """
 
 from __future__ import annotations
@@ -16,12 +20,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from sources.config import SourceConfig
-
-from . import standardise_persons
+from . import PERSON_STD_COLUMNS
 from .dates import dob_window
 
-__all__ = ["DOB_IMPOSSIBLE", "input_hashes", "standardise_persons_reusing"]
+__all__ = ["DOB_IMPOSSIBLE", "input_hashes", "reuse_plan", "write_reusing"]
 
 #: The field issue whose verdict depends on the as-of date.
 DOB_IMPOSSIBLE = "date_of_birth:impossible"
@@ -45,43 +47,86 @@ def input_hashes(canon: pd.DataFrame) -> np.ndarray:
     return np.asarray(out["h"], dtype=np.uint64).view(np.int64)  # stored as BIGINT
 
 
-def standardise_persons_reusing(
-    canon: pd.DataFrame,
-    src: SourceConfig,
-    as_of: date | None,
-    previous: pd.DataFrame | None,
-) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """`standardise_persons(canon, src, as_of)`, reusing rows of `previous` (an earlier result of
-    it for the same source config, with an `input_hash` column) whose input is unchanged.
+def reuse_plan(con, canon: pd.DataFrame, accepted: str, inputs: str, as_of: date | None) -> tuple[np.ndarray, pd.DataFrame]:
+    """(the input hash of each row of `canon`, the rows that can take last night's standardised
+    row: `_row_number` tonight and `prev_row_number`, the row of table `accepted` to take).
 
-    Returns the standardised frame (equal to standardising every row; `field_issues` holds
-    lists or tuples), the input hash of each row and how many rows were reused. A boolean
-    `dob_impossible` column in `previous` saves reading the issue lists.
+    `accepted` and `inputs` are last night's standardised rows and their input hashes
+    (`_row_number, input_hash`) on connection `con`, made under the same source config and code;
+    pass None for both when there are none. Work is done in SQL: the rows are never fetched.
     """
     hashes = input_hashes(canon)
-    if previous is None or previous.empty:
-        return standardise_persons(canon, src, as_of), hashes, 0
-    prev = previous.drop_duplicates("input_hash").reset_index(drop=True)
-    pos = pd.Index(prev["input_hash"].astype("int64")).get_indexer(hashes)
-    found = np.flatnonzero(pos >= 0)
-    cand = prev.iloc[pos[found]]
+    none = pd.DataFrame({"_row_number": pd.Series(dtype="int64"), "prev_row_number": pd.Series(dtype="int64")})
+    if accepted is None or not len(canon):
+        return hashes, none
+    have = [r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE {accepted})").fetchall()]
+    if have != list(PERSON_STD_COLUMNS):  # made by other code: nothing to take
+        return hashes, none
     earliest, latest = dob_window(as_of)
-    dob = pd.to_datetime(cand["dob"], format="%Y-%m-%d", errors="coerce")
-    dob_ok = (dob.isna() | ((dob >= earliest) & (dob <= latest))).to_numpy()
-    if "dob_impossible" in cand.columns:  # computed where the rows were read, in SQL
-        impossible = cand["dob_impossible"].to_numpy(dtype=bool)
-    else:
-        impossible = np.fromiter(
-            (DOB_IMPOSSIBLE in issues for issues in cand["field_issues"]), dtype=bool, count=len(cand)
-        )
-    verdict_fixed = ~impossible
-    reused = found[dob_ok & verdict_fixed]
-    fresh_rows = np.setdiff1d(np.arange(len(canon)), reused)
+    cur = pd.DataFrame({"_row_number": canon["_row_number"].to_numpy(dtype="int64"), "input_hash": hashes})
+    con.register("_reuse_current", cur)
+    try:
+        reused = con.execute(
+            f"""
+            WITH prev AS (
+                SELECT h.input_hash, min(a._row_number) AS prev_row_number
+                FROM {inputs} h JOIN {accepted} a USING (_row_number)
+                WHERE NOT coalesce(list_contains(a.field_issues, '{DOB_IMPOSSIBLE}'), FALSE)
+                  AND (try_strptime(a.dob, '%Y-%m-%d') IS NULL
+                       OR try_strptime(a.dob, '%Y-%m-%d')::DATE BETWEEN ?::DATE AND ?::DATE)
+                GROUP BY h.input_hash
+            )
+            SELECT c._row_number, p.prev_row_number
+            FROM _reuse_current c JOIN prev p USING (input_hash)
+            ORDER BY c._row_number
+            """,
+            [earliest.date(), latest.date()],
+        ).df()
+    finally:
+        con.unregister("_reuse_current")
+    return hashes, reused.astype("int64")
 
-    fresh = standardise_persons(canon.iloc[fresh_rows], src, as_of)
-    take = prev.iloc[pos[reused]][fresh.columns].copy()
-    take["_row_number"] = canon["_row_number"].to_numpy()[reused].astype("int64")
-    take.index = canon.index[reused]
-    differ = {c: t for c, t in fresh.dtypes.items() if take[c].dtype != t}
-    out = pd.concat([fresh, take.astype(differ) if differ else take]).loc[canon.index]
-    return out, hashes, len(reused)
+
+def write_reusing(
+    con,
+    fresh: pd.DataFrame,
+    reused: pd.DataFrame,
+    hashes: pd.DataFrame,
+    accepted: str,
+    inputs: str,
+) -> int:
+    """Replace table `accepted` with tonight's standardised rows: `fresh` (standardised tonight)
+    plus, for each row of `reused`, last night's row `prev_row_number` of `accepted` under
+    tonight's `_row_number`, in row-number order; and table `inputs` with the input hashes
+    (`hashes`: `_row_number, input_hash`) of the rows kept. Returns the row count. Runs inside
+    the caller's transaction; with nothing reused it is a plain write of `fresh`."""
+    con.register("_fresh", fresh)
+    con.register("_reused", reused)
+    con.register("_hashes", hashes)
+    try:
+        if len(reused):
+            types = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {accepted})").fetchall()
+            if [t[0] for t in types] != list(fresh.columns):
+                raise ValueError(f"{accepted}: columns differ from tonight's standardised rows")
+            cast = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types)
+            con.execute(
+                f"""
+                CREATE OR REPLACE TABLE {accepted} AS
+                SELECT * FROM (
+                    SELECT {cast} FROM _fresh
+                    UNION ALL
+                    SELECT a.* REPLACE (r._row_number AS _row_number)
+                    FROM {accepted} a JOIN _reused r ON a._row_number = r.prev_row_number
+                ) ORDER BY _row_number
+                """
+            )
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {accepted} AS SELECT * FROM _fresh")
+        con.execute(
+            f"CREATE OR REPLACE TABLE {inputs} AS SELECT _row_number, input_hash FROM _hashes "
+            f"WHERE _row_number IN (SELECT _row_number FROM {accepted}) ORDER BY _row_number"
+        )
+        return int(con.execute(f"SELECT count(*) FROM {accepted}").fetchall()[0][0])
+    finally:
+        for view in ("_fresh", "_reused", "_hashes"):
+            con.unregister(view)
