@@ -131,12 +131,8 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
             "WHERE match_probability >= ?",
             [settings.threshold],
         )
-    changed = persons["unique_id"].isin(plan.changed)
-    new_edges = (
-        linkage.predict_incremental(persons[changed], persons[~changed], model, settings)
-        if changed.any()
-        else linkage.empty_edges()
-    )
+    rescored = int(persons["unique_id"].isin(plan.changed).sum())
+    new_edges = linkage.predict_changed(persons, plan.changed, model, settings) if rescored else linkage.empty_edges()
     scope = None
     if state.get("clustering") != clustering_key(settings):
         context.log.info("clustering settings or code changed: every record is clustered again")
@@ -207,7 +203,7 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
             for view in ("_touched", "_new_edges", "_scope"):
                 con.unregister(view)
     metrics = {
-        "records_rescored": int(changed.sum()),
+        "records_rescored": rescored,
         "records_deleted": len(plan.deleted),
         "records_unchanged": plan.unchanged,
         "edges_carried": int(carried),

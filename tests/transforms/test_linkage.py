@@ -775,3 +775,14 @@ def test_duckdb_engine_applies_memory_limit_and_spill_folder(tmp_path):
     assert limit.endswith("MiB") or limit.endswith("GiB")
     assert float(limit.split()[0]) < 1.0 or limit.endswith("MiB")
     assert temp == str(tmp_path / "spill")
+
+
+@pytest.mark.parametrize("storage", ["python", "pyarrow"])
+def test_email_user_is_the_part_before_the_first_at(storage):
+    from transforms.linkage.fields import _email_user
+
+    values = pd.Series(["anna@x.com", "@x.com", "ben@", "nouser", None, "a@b@c", " sp@x"], dtype=pd.StringDtype(storage))
+    got = _email_user(values)
+    assert got.dtype == values.dtype
+    assert got.tolist() == values.str.extract(r"^([^@]+)@", expand=False).tolist()
+    assert got.tolist()[:4] == ["anna", pd.NA, "ben", pd.NA]
