@@ -30,9 +30,11 @@ from warehouse.schema import SCHEMA, TABLES, Table, comment_statements, create_s
 
 __all__ = [
     "Warehouse",
+    "change_in_place",
     "drop_relation",
     "empty_frame",
     "fetch_frame",
+    "mark_changed",
     "relation_names",
     "stack_view",
     "write_frame",
@@ -116,6 +118,7 @@ def write_frame(
             select = ", ".join(
                 f'CAST("{c}" AS {_duck_type(table, c)}) AS "{c}"' for c in table.column_names
             )
+            mark_changed(con, name)
             con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {select} FROM {view}")
             for stmt in comment_statements(table):
                 con.execute(stmt)
@@ -156,9 +159,62 @@ def write_select(
             f"{table.column_names}"
         )
     select = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in table.columns)
+    mark_changed(con, name)
     con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{name} AS SELECT {select} FROM ({sql})", params)
     for stmt in comment_statements(table):
         con.execute(stmt)
+    return int(con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0])
+
+
+#: Staging table naming the build file's `scv` tables that are still exactly as published, with
+#: the published file they match (`size:mtime_ns`): such a table can be changed in place.
+_AS_PUBLISHED = f"{STAGE}.build_as_published"
+
+
+def _has_as_published(con: duckdb.DuckDBPyConnection) -> bool:
+    return _stage_is_catalog(con) and "build_as_published" in relation_names(con, STAGE)
+
+
+def mark_changed(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Record that `scv.<name>` in the build file is about to differ from the published file.
+    Called before every write of an `scv` table, in its own statement: a night that dies
+    between the two leaves the table marked changed, never wrongly marked as published."""
+    if _has_as_published(con):
+        con.execute(f"DELETE FROM {_AS_PUBLISHED} WHERE table_name = ?", [name])
+
+
+def _published_token(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def change_in_place(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    delete_where: str,
+    insert_sql: str,
+    params: Mapping[str, Any] | list | None = None,
+) -> int:
+    """Change documented table `scv.name` in place: delete its rows matching the SQL condition
+    `delete_where`, then insert the rows of the query `insert_sql` (exactly the documented
+    columns, cast to the documented types). For a night that changes a small share of a big
+    table that is still as published (`Warehouse.as_published`); returns the row count."""
+    table = TABLES[name]
+    params = params if params is not None else {}
+    cols = [d[0] for d in con.execute(f"DESCRIBE {insert_sql}", params).fetchall()]
+    if cols != table.column_names:
+        raise ValueError(f"rows for scv.{name}: columns {cols} differ from warehouse/schema.py {table.column_names}")
+    select = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in table.columns)
+    mark_changed(con, name)
+    con.execute(f"DELETE FROM {SCHEMA}.{name} WHERE {delete_where}")
+    con.execute(
+        f"INSERT INTO {SCHEMA}.{name} ({', '.join(chr(34) + c + chr(34) for c in table.column_names)}) "
+        f"SELECT {select} FROM ({insert_sql})",
+        params,
+    )
     return int(con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0])
 
 
@@ -253,6 +309,22 @@ class Warehouse:
             yield con
         finally:
             con.close()
+
+    def as_published(self, con: duckdb.DuckDBPyConnection, names: list[str]) -> bool:
+        """True when every `scv.<name>` of `names` in the build file is still exactly the
+        published table (nothing wrote it since the publish, and the published file is the one
+        that publish made): then a night may change those tables in place instead of writing
+        them again."""
+        token = _published_token(self.published)
+        if token is None or not _has_as_published(con):
+            return False
+        have = {
+            r[0]
+            for r in con.execute(
+                f"SELECT table_name FROM {_AS_PUBLISHED} WHERE published = ?", [token]
+            ).fetchall()
+        }
+        return set(names) <= have
 
     @contextmanager
     def read_published(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
@@ -351,6 +423,12 @@ class Warehouse:
         _fsync(tmp)
         os.replace(tmp, self.published)
         _fsync_dir(self.published.parent)
+        with _connect(self.staging) as stage:
+            stage.execute("CREATE OR REPLACE TABLE build_as_published (table_name VARCHAR, published VARCHAR)")
+            stage.executemany(
+                "INSERT INTO build_as_published VALUES (?, ?)",
+                [[name, _published_token(self.published)] for name in TABLES],
+            )
         return counts
 
     # ----------------------------------------------------------------------------- exports

@@ -21,6 +21,7 @@ from transforms.golden import GOLDEN_FIELDS, assign_customer_ids, build_golden
 from warehouse.models import stage_create_statement
 from warehouse.schema import TABLES
 from warehouse.store import (
+    change_in_place,
     drop_relation,
     empty_frame,
     fetch_frame,
@@ -46,14 +47,15 @@ def _union_or_empty(con, table: str, sources: list[str]) -> int:
     return int(con.execute(f"SELECT count(*) FROM stage.{table}").fetchall()[0][0])
 
 
-def _person_record_sql() -> str:
+def _person_record_sql(where: str | None = None, ordered: bool = True) -> str:
     cols = []
     for c in TABLES["person_record"].column_names:
         cols.append('x.customer_id' if c == "customer_id" else f'p."{c}"')
     return (
         "SELECT " + ", ".join(f'{e} AS "{c}"' for e, c in zip(cols, TABLES["person_record"].column_names))
         + " FROM stage.person_records p LEFT JOIN scv.customer_xref x USING (source, source_record_id)"
-        + " ORDER BY p.source, p._row_number"
+        + (f" WHERE {where}" if where else "")
+        + (" ORDER BY p.source, p._row_number" if ordered else "")
     )
 
 
@@ -120,18 +122,19 @@ def _sql_literal(p: Path) -> str:
 def _affected_customers(con, warehouse: WarehouseResource, previous_records: Path) -> set[str]:
     """Customers whose golden record must be decided again: any record that is new, changed,
     moved between customers or gone (on either side of the move), and any customer the
-    published table lacks."""
-    rows = con.execute(
+    published table lacks. The differing record rows are kept in `stage.golden_changed`."""
+    con.execute(
         f"""
+        CREATE OR REPLACE TABLE stage.golden_changed AS
         WITH prev AS (SELECT source, source_record_id, customer_id, fingerprint
                       FROM read_parquet('{_sql_literal(previous_records)}')),
              cur AS (SELECT source, source_record_id, customer_id, fingerprint FROM stage.golden_records)
-        SELECT customer_id FROM (SELECT * FROM cur EXCEPT SELECT * FROM prev)
-        UNION
-        SELECT customer_id FROM (SELECT * FROM prev EXCEPT SELECT * FROM cur)
+        SELECT source, source_record_id, customer_id FROM (SELECT * FROM cur EXCEPT SELECT * FROM prev)
+        UNION ALL
+        SELECT source, source_record_id, customer_id FROM (SELECT * FROM prev EXCEPT SELECT * FROM cur)
         """
-    ).fetchall()
-    affected = {r[0] for r in rows}
+    )
+    affected = {r[0] for r in con.execute("SELECT DISTINCT customer_id FROM stage.golden_changed").fetchall()}
     with warehouse.store.published_attached(con) as attached:
         if not attached:
             return affected | {r[0] for r in con.execute("SELECT DISTINCT customer_id FROM scv.customer_xref").fetchall()}
@@ -140,6 +143,25 @@ def _affected_customers(con, warehouse: WarehouseResource, previous_records: Pat
             "EXCEPT SELECT customer_id FROM published.scv.customer"
         ).fetchall()
     return affected | {r[0] for r in missing}
+
+
+def _person_records_in_place(con) -> int | None:
+    """scv.person_record changed in place: the rows of records in `stage.golden_changed`
+    replaced by tonight's. None (nothing kept) when the result does not hold one row per
+    person record tonight; the caller then writes the table whole."""
+    changed = (
+        "EXISTS (SELECT 1 FROM stage.golden_changed c "
+        "WHERE c.source = {t}.source AND c.source_record_id = {t}.source_record_id)"
+    )
+    rows = change_in_place(
+        con,
+        "person_record",
+        changed.format(t="scv.person_record"),
+        _person_record_sql(where=changed.format(t="p"), ordered=False),
+    )
+    if rows != con.execute("SELECT count(*) FROM stage.person_records").fetchall()[0][0]:
+        return None
+    return rows
 
 
 #: How a full build orders the golden tables: by customer id, provenance then by field in
@@ -152,10 +174,13 @@ _GOLDEN_ORDER = {
 }
 
 
-def _write_golden(con, warehouse: WarehouseResource, decided: dict[str, pd.DataFrame], carry: bool) -> None:
-    """scv.customer and scv.customer_field_provenance in one write each: tonight's decided rows
-    plus, on an incremental night, the published rows of every customer not decided tonight
-    that still exists, in the order of a full build."""
+def _write_golden(con, warehouse: WarehouseResource, decided: dict[str, pd.DataFrame], carry: bool) -> str:
+    """scv.customer and scv.customer_field_provenance: tonight's decided rows plus, on an
+    incremental night, the published rows of every customer not decided tonight that still
+    exists. When the build file still holds the published tables, they are changed in place
+    (the rows of decided and vanished customers deleted, the decided ones inserted); otherwise
+    each is written once, in the order of a full build. Returns how: "in place" or "rewritten"."""
+    in_place = carry and warehouse.store.as_published(con, list(decided))
     con.register("_decided_ids", decided["customer"][["customer_id"]])
     try:
         with warehouse.store.published_attached(con) as attached:
@@ -165,6 +190,15 @@ def _write_golden(con, warehouse: WarehouseResource, decided: dict[str, pd.DataF
                 con.register(view, frame[list(TABLES[name].column_names)])
                 try:
                     typed = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in TABLES[name].columns)
+                    if in_place:
+                        change_in_place(
+                            con,
+                            name,
+                            "customer_id IN (SELECT customer_id FROM _decided_ids) "
+                            "OR customer_id NOT IN (SELECT customer_id FROM scv.customer_xref)",
+                            f"SELECT {typed} FROM {view}",
+                        )
+                        continue
                     parts = [f"SELECT {typed} FROM {view}"]
                     if carry and attached:
                         parts.append(
@@ -181,6 +215,7 @@ def _write_golden(con, warehouse: WarehouseResource, decided: dict[str, pd.DataF
                     con.unregister(view)
     finally:
         con.unregister("_decided_ids")
+    return "in place" if in_place else "rewritten"
 
 
 #: Previous customers that tonight's relink scope touches: any of their records is in the scope
@@ -459,7 +494,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         else:  # nobody to decide tonight (or no person records at all)
             golden, provenance = empty_frame("customer"), empty_frame("customer_field_provenance")
         with warehouse.store.stage() as con:
-            _write_golden(
+            written = _write_golden(
                 con,
                 warehouse,
                 {"customer": golden, "customer_field_provenance": provenance},
@@ -485,7 +520,12 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                        (SELECT count(DISTINCT customer_id) FROM scv.customer_xref)
                 """
             ).fetchall()[0]
-            records = write_select(con, "person_record", PERSON_RECORD_SQL)
+            records = None
+            if affected is not None and warehouse.store.as_published(con, ["person_record"]):
+                records = _person_records_in_place(con)
+            records_written = "in place" if records is not None else "rewritten"
+            if records is None:
+                records = write_select(con, "person_record", PERSON_RECORD_SQL)
             with_issues = con.execute(
                 "SELECT count(*) FROM scv.person_record WHERE len(field_issues) > 0"
             ).fetchall()[0][0]
@@ -497,6 +537,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
             metadata={
                 "dagster/row_count": int(customers),
                 "mode": mode,
+                "written": written,
                 "customers_decided_tonight": len(golden),
                 "customers_carried": int(customers) - len(golden),
                 "with_email": int(with_email),
@@ -510,7 +551,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         )
         yield dg.MaterializeResult(
             asset_key="person_record",
-            metadata={"dagster/row_count": int(records), "with_field_issues": int(with_issues)},
+            metadata={"dagster/row_count": int(records), "with_field_issues": int(with_issues), "written": records_written},
         )
         yield dg.AssetCheckResult(
             asset_key="customer",
