@@ -786,3 +786,17 @@ def test_email_user_is_the_part_before_the_first_at(storage):
     assert got.dtype == values.dtype
     assert got.tolist() == values.str.extract(r"^([^@]+)@", expand=False).tolist()
     assert got.tolist()[:4] == ["anna", pd.NA, "ben", pd.NA]
+
+
+@pytest.mark.parametrize("dtype", [pd.StringDtype("python"), pd.StringDtype("pyarrow"), "object", "float64"])
+def test_share_counts_count_equal_non_null_values(dtype):
+    from transforms.linkage.fields import _share_counts
+
+    rng = np.random.default_rng(3)
+    raw = rng.integers(0, 40, 2_000).astype(float)
+    raw[rng.random(2_000) < 0.1] = np.nan
+    values = pd.Series(raw, index=rng.permutation(2_000))
+    if dtype != "float64":
+        values = values.map(lambda v: None if np.isnan(v) else f"v{int(v)}").astype(dtype)
+    naive = values.map(values.value_counts()).fillna(0).astype("int64").to_numpy()
+    assert _share_counts(values).tolist() == naive.tolist()

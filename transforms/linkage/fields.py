@@ -181,11 +181,30 @@ def _email_user(s: pd.Series) -> pd.Series:
 
 
 def _share_counts(s: pd.Series) -> np.ndarray:
-    """Per row, how many rows hold the same (non-null) value; 0 for a null. Factorise and count:
-    an order of magnitude faster than mapping `value_counts` back at a million rows."""
-    codes, _ = pd.factorize(s, use_na_sentinel=True)
-    counts = np.bincount(codes[codes >= 0]) if len(codes) else np.zeros(0, dtype=np.int64)
-    return np.where(codes >= 0, counts[np.maximum(codes, 0)] if len(counts) else 0, 0)
+    """Per row, how many rows hold the same (non-null) value; 0 for a null.
+
+    Text is counted by its 64-bit hash (DuckDB's `hash`, vectorised), the hashes grouped with
+    `pd.factorize`: three times faster than factorising the strings at a million rows. Two
+    different values share a count only if their hashes collide, about once in 10^7 runs of a
+    million distinct values, and then only the choice of dropping an oversized blocking key could
+    change. Other types are factorised directly."""
+    valid = s.notna().to_numpy()
+    if isinstance(s.dtype, pd.StringDtype) and valid.any():
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.register("_values", pd.DataFrame({"v": s[valid].reset_index(drop=True)}))
+            values = np.asarray(con.execute("SELECT hash(v) AS h FROM _values").fetchnumpy()["h"])
+        finally:
+            con.close()
+    else:
+        values = s[valid].to_numpy()
+    out = np.zeros(len(s), dtype=np.int64)
+    if len(values):
+        codes, _ = pd.factorize(values)
+        out[valid] = np.bincount(codes)[codes]
+    return out
 
 
 def _clean(s: pd.Series) -> pd.Series:
