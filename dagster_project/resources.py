@@ -4,11 +4,13 @@ config. Built from the config in `definitions.py`; local paths by default."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from sources.config import Config, load_config
-from warehouse.store import Warehouse
+from warehouse.store import Warehouse, WarehouseBusy
 
 
 class ScvConfigResource(dg.ConfigurableResource):
@@ -27,10 +29,27 @@ class WarehouseResource(dg.ConfigurableResource):
     published: str
     staging: str
     exports: str
+    _lock: Any = PrivateAttr(default=None)
 
     @property
     def store(self) -> Warehouse:
         return Warehouse(Path(self.published), Path(self.staging), Path(self.exports))
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run holds the warehouse's lock from start to end (the executor is in-process, so
+        this is once per run): a second night, or `scv forget`, started meanwhile stops with
+        a clear message instead of mixing its writes with this one's."""
+        lock = self.store.exclusive(f"Dagster run {context.run_id}")
+        try:
+            lock.__enter__()
+        except WarehouseBusy as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        self._lock = lock
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
 
 
 def build_resources(cfg: Config) -> dict[str, dg.ConfigurableResource]:

@@ -43,7 +43,7 @@ import pandas as pd
 
 from transforms import privacy as P
 from warehouse.schema import SCHEMA, TABLES
-from warehouse.store import Warehouse
+from warehouse.store import Warehouse, WarehouseBusy
 
 __all__ = [
     "ERASURE_LOG",
@@ -708,9 +708,26 @@ def forget(
     """Erase the person named by `lookup` from the published warehouse, the exports, staging and
     landing, and suppress their identifiers for later nights (see the module docstring).
 
-    Raises PrivacyError (one line, no personal data) when there is no key, no warehouse, or no
-    customer for the identifier.
+    Raises PrivacyError (one line, no personal data) when there is no key, no warehouse, no
+    customer for the identifier, or a night is being built (it holds the warehouse's lock).
     """
+    try:
+        with store.exclusive("scv forget"):
+            return _forget(store, data_dir, key, lookup, hints, landing_dir=landing_dir, now=now)
+    except WarehouseBusy as exc:
+        raise PrivacyError(str(exc)) from None
+
+
+def _forget(
+    store: Warehouse,
+    data_dir: Path,
+    key: str,
+    lookup: Lookup,
+    hints: SourceHints,
+    *,
+    landing_dir: Path | None,
+    now: datetime | None,
+) -> ErasureResult:
     if not key:
         raise PrivacyError("no privacy key configured")
     if not store.published.exists():

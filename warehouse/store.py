@@ -30,6 +30,7 @@ from warehouse.schema import SCHEMA, TABLES, Table, comment_statements, create_s
 
 __all__ = [
     "Warehouse",
+    "WarehouseBusy",
     "change_in_place",
     "drop_relation",
     "empty_frame",
@@ -263,6 +264,10 @@ def empty_frame(name: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in TABLES[name].column_names})
 
 
+class WarehouseBusy(RuntimeError):
+    """Another night (or an erasure) holds the warehouse's lock."""
+
+
 @dataclass(frozen=True)
 class Warehouse:
     """Locations of the staging file, the published file and the exports folder. The build
@@ -271,6 +276,40 @@ class Warehouse:
     published: Path
     staging: Path
     exports: Path
+
+    @property
+    def lock_path(self) -> Path:
+        return self.staging.parent / "night.lock"
+
+    @contextmanager
+    def exclusive(self, holder: str) -> Iterator[None]:
+        """Hold the warehouse's lock (`night.lock` next to the staging file) while a night is
+        built or an erasure rewrites the published warehouse: two of them interleaving their
+        writes would mix two nights. Raises WarehouseBusy, naming the holder, when another
+        process has it. The OS drops the lock when its process dies, so a killed night leaves
+        nothing to clean up."""
+        import fcntl
+
+        path = self.lock_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                who = fh.read().strip() or "another process"
+                raise WarehouseBusy(
+                    f"{path}: the warehouse is busy ({who}); try again when that has finished"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            fh.write(f"{holder}, pid {os.getpid()}, since {since}\n")
+            fh.flush()
+            yield
+        finally:
+            fh.close()  # closing the file releases the lock
 
     @property
     def build(self) -> Path:

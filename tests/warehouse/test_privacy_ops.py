@@ -358,6 +358,20 @@ def test_suppression_and_log_hold_keyed_hashes_only(project, monkeypatch):
     assert datetime.fromisoformat(entry["erased_at"])
 
 
+def test_forget_refuses_while_a_night_is_built(project, capsys, monkeypatch):
+    cfg, store = project
+    monkeypatch.setenv("SCV_PRIVACY_KEY", KEY)
+    before = store.published.read_bytes()
+    with store.exclusive("Dagster run r-42"):
+        code = main(["forget", "--config", str(cfg.config_path), "--email", ALICE_EMAIL])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the warehouse is busy (Dagster run r-42, pid" in err and "night.lock" in err
+    assert store.published.read_bytes() == before
+    assert store.staging.exists()
+    assert not (cfg.data_dir / "privacy" / "suppression.csv").exists()
+
+
 def test_forget_unknown_person_changes_nothing(project, capsys):
     cfg, store = project
     before = store.published.read_bytes()
