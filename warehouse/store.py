@@ -292,8 +292,7 @@ class Warehouse:
 
         path = self.lock_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "a+", encoding="utf-8")
-        try:
+        with open(path, "a+", encoding="utf-8") as fh:  # closing it releases the lock
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -308,8 +307,6 @@ class Warehouse:
             fh.write(f"{holder}, pid {os.getpid()}, since {since}\n")
             fh.flush()
             yield
-        finally:
-            fh.close()  # closing the file releases the lock
 
     @property
     def build(self) -> Path:

@@ -185,30 +185,26 @@ def test_a_table_is_as_published_until_written_or_the_published_file_changes(tmp
 def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
     import subprocess
     import sys
-    import time
 
     from warehouse.store import WarehouseBusy
 
     wh = make(tmp_path)
-    with wh.exclusive("night A"):
-        with pytest.raises(WarehouseBusy, match=r"busy \(night A, pid \d+"):
-            with wh.exclusive("night B"):
-                pass
+    held = pytest.raises(WarehouseBusy, match=r"busy \(night A, pid \d+")
+    with wh.exclusive("night A"), held, wh.exclusive("night B"):
+        pass
     with wh.exclusive("night B"):  # released on exit
         pass
     # a holder killed mid-night: the OS drops its lock, nothing to clean up
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from warehouse.store import Warehouse; "
-         f"wh = Warehouse(Path({str(wh.published)!r}), Path({str(wh.staging)!r}), Path({str(wh.exports)!r})); "
-         "ctx = wh.exclusive('killed night'); ctx.__enter__(); print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+    script = (
+        "import time; from pathlib import Path; from warehouse.store import Warehouse; "
+        f"wh = Warehouse(Path({str(wh.published)!r}), Path({str(wh.staging)!r}), Path({str(wh.exports)!r})); "
+        "ctx = wh.exclusive('killed night'); ctx.__enter__(); print('held', flush=True); time.sleep(60)"
     )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(WarehouseBusy, match="killed night"):
-            with wh.exclusive("night C"):
-                pass
+        with pytest.raises(WarehouseBusy, match="killed night"), wh.exclusive("night C"):
+            pass
     finally:
         holder.kill()
         holder.wait()

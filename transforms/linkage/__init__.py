@@ -16,7 +16,13 @@ from .clustering import CLUSTER_COLUMNS, cluster_edges
 from .comparisons import COUNTED_COLUMNS
 from .fields import GUARD_COLUMNS, MATCH_FIELDS, available_fields
 from .model import model_covers, model_meta, read_labels, train_model
-from .predict import LinkageResult, empty_edges, link_and_dedupe, predict_changed, predict_incremental
+from .predict import (
+    LinkageResult,
+    empty_edges,
+    link_and_dedupe,
+    predict_changed,
+    predict_incremental,
+)
 from .settings import LinkageSettings
 
 #: The column each match field is judged present by (what `available_fields` reads).
