@@ -51,9 +51,10 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=read_only)
 
 
-def _stage_is_catalog(con: duckdb.DuckDBPyConnection) -> bool:
+def _attached(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether a database called `name` is attached to `con`."""
     return bool(
-        con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [STAGE]).fetchall()[0][0]
+        con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [name]).fetchall()[0][0]
     )
 
 
@@ -61,7 +62,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create schema `scv` and every documented table that does not exist yet, and schema
     `stage` unless `stage` is an attached staging file (as in `Warehouse.stage`)."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    if not _stage_is_catalog(con):
+    if not _attached(con, STAGE):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGE}")
     for table in TABLES.values():
         con.execute(create_statement(table))
@@ -70,10 +71,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 def _where(con: duckdb.DuckDBPyConnection, schema: str) -> tuple[str, str]:
     """(catalog, schema) that `schema.<name>` resolves to: an attached database of that name
     (its `main` schema) first, as DuckDB resolves it, else the schema in the current database."""
-    attached = con.execute(
-        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [schema]
-    ).fetchall()[0][0]
-    if attached:
+    if _attached(con, schema):
         return schema, "main"
     return con.execute("SELECT current_database()").fetchall()[0][0], schema
 
@@ -142,6 +140,18 @@ def write_model(
     return write_select(con, name, load_sql(name), bound, what=f"model {name}")
 
 
+def _documented_select(
+    con: duckdb.DuckDBPyConnection, name: str, sql: str, params: Mapping[str, Any] | list, what: str
+) -> str:
+    """The select list casting the columns of query `sql` to the documented types of
+    `scv.name`; a ValueError naming `what` when its columns are not exactly the documented ones."""
+    table = TABLES[name]
+    cols = [d[0] for d in con.execute(f"DESCRIBE {sql}", params).fetchall()]
+    if cols != table.column_names:
+        raise ValueError(f"{what}: columns {cols} differ from warehouse/schema.py {table.column_names}")
+    return ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in table.columns)
+
+
 def write_select(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -153,13 +163,7 @@ def write_select(
     be exactly the documented ones (cast to the documented types and commented)."""
     table = TABLES[name]
     params = params if params is not None else {}
-    cols = [d[0] for d in con.execute(f"DESCRIBE {sql}", params).fetchall()]
-    if cols != table.column_names:
-        raise ValueError(
-            f"{what or 'query for scv.' + name}: columns {cols} differ from warehouse/schema.py "
-            f"{table.column_names}"
-        )
-    select = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in table.columns)
+    select = _documented_select(con, name, sql, params, what or f"query for scv.{name}")
     mark_changed(con, name)
     con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{name} AS SELECT {select} FROM ({sql})", params)
     for stmt in comment_statements(table):
@@ -173,7 +177,7 @@ _AS_PUBLISHED = f"{STAGE}.build_as_published"
 
 
 def _has_as_published(con: duckdb.DuckDBPyConnection) -> bool:
-    return _stage_is_catalog(con) and "build_as_published" in relation_names(con, STAGE)
+    return _attached(con, STAGE) and "build_as_published" in relation_names(con, STAGE)
 
 
 def mark_changed(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -205,10 +209,7 @@ def change_in_place(
     table that is still as published (`Warehouse.as_published`); returns the row count."""
     table = TABLES[name]
     params = params if params is not None else {}
-    cols = [d[0] for d in con.execute(f"DESCRIBE {insert_sql}", params).fetchall()]
-    if cols != table.column_names:
-        raise ValueError(f"rows for scv.{name}: columns {cols} differ from warehouse/schema.py {table.column_names}")
-    select = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in table.columns)
+    select = _documented_select(con, name, insert_sql, params, f"rows for scv.{name}")
     mark_changed(con, name)
     con.execute(f"DELETE FROM {SCHEMA}.{name} WHERE {delete_where}")
     con.execute(

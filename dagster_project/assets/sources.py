@@ -170,16 +170,11 @@ def _validation_state_path(cfg: Config, name: str) -> Path:
     return cfg.landing_dir / name / "accepted.json"
 
 
-def _stage_tables(con) -> set[str]:
-    """Names of the relations in staging (what earlier validations left there)."""
-    return relation_names(con, "stage")
-
-
 def _known_ids_digest(con, ref: str) -> str:
     """A digest of the person ids an activity source is checked against: the ids the referenced
     person source accepted tonight and those it quarantined as erased. A change of addresses or
     emails in the person file leaves it alone, so the activity rows need no re-validation."""
-    tables = _stage_tables(con)
+    tables = relation_names(con, "stage")
     if not {f"accepted_{ref}", f"quarantine_{ref}"} <= tables:
         return "none"
     row = con.execute(
@@ -234,7 +229,7 @@ def _standardise_key(src: SourceConfig) -> str:
 def _previous_standardised(con, name: str, key: str) -> tuple[str | None, str | None]:
     """(table of last validation's standardised rows of `name`, table of their input hashes),
     when they were made under the same config and code; (None, None) otherwise."""
-    tables = _stage_tables(con)
+    tables = relation_names(con, "stage")
     if not {f"accepted_{name}", f"std_inputs_{name}", f"std_key_{name}"} <= tables:
         return None, None
     if con.execute(f"SELECT key FROM stage.std_key_{name}").fetchall() != [(key,)]:
@@ -249,7 +244,7 @@ def _reusable(state: dict, key: str, as_of, con, name: str) -> bool:
         return False
     if state.get("as_of", "9999-12-31") > as_of.isoformat():
         return False
-    tables = _stage_tables(con)
+    tables = relation_names(con, "stage")
     return {f"accepted_{name}", f"quarantine_{name}"} <= tables
 
 
