@@ -259,12 +259,27 @@ def _xref_subset(con):
     return clusters, previous, reserved
 
 
-def _write_partial_xref(con, assigned: pd.DataFrame) -> None:
+def _write_partial_xref(con, warehouse: WarehouseResource, assigned: pd.DataFrame) -> str:
     """scv.customer_xref = tonight's assigned rows + the published rows of every other record
-    still here, in (source, source_record_id) order like a full assignment."""
+    still here. When the build file still holds the published xref, it is changed in place
+    (the rows of records in the relink scope or gone deleted, the assigned ones inserted);
+    otherwise it is written once, in (source, source_record_id) order like a full assignment.
+    Returns how: "in place" or "rewritten"."""
     cols = ", ".join(f'"{c}"' for c in TABLES["customer_xref"].column_names)
     con.register("_assigned", assigned)
     try:
+        if warehouse.store.as_published(con, ["customer_xref"]):
+            change_in_place(
+                con,
+                "customer_xref",
+                """(source, source_record_id) IN (
+                    SELECT x.source, x.source_record_id FROM scv.customer_xref x
+                    LEFT JOIN stage.person_records p USING (source, source_record_id)
+                    WHERE p.unique_id IS NULL OR p.unique_id IN (SELECT unique_id FROM stage.relink_scope)
+                )""",
+                f"SELECT {cols} FROM _assigned",
+            )
+            return "in place"
         write_select(
             con,
             "customer_xref",
@@ -279,6 +294,7 @@ def _write_partial_xref(con, assigned: pd.DataFrame) -> None:
             ) ORDER BY source, source_record_id
             """,
         )
+        return "rewritten"
     finally:
         con.unregister("_assigned")
 
@@ -368,8 +384,9 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 all_history = history_append(previous_history, history)
                 if subset is None:
                     write_frame(con, "customer_xref", xref, schema="scv")
+                    written = "rewritten"
                 else:
-                    _write_partial_xref(con, xref)
+                    written = _write_partial_xref(con, warehouse, xref)
                 write_frame(con, "customer_id_history", all_history, schema="scv")
                 rows, dupes, customers = con.execute(
                     "SELECT count(*), count(*) - count(DISTINCT (source, source_record_id)), "
@@ -392,6 +409,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
             metadata={
                 "dagster/row_count": int(rows),
                 "mode": "full" if subset is None else "incremental (relink scope)",
+                "written": written,
                 "records_assigned_tonight": len(xref),
                 "customers": int(customers),
                 "new_customer_ids": int(new_ids),

@@ -179,6 +179,7 @@ def test_incremental_night_after_changes_equals_a_full_rebuild(demo_run, tmp_pat
 
     assert materialization("accepted/crm")["rows_standardisation_reused"] > 0
     assert materialization("customer_xref")["mode"] == "incremental (relink scope)"
+    assert materialization("customer_xref")["written"] == "in place"
     assert 0 < materialization("customer_xref")["records_assigned_tonight"] < clusters["records"] / 5
 
     # Without the staging file the full night validates and standardises every row afresh.

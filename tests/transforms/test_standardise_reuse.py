@@ -105,3 +105,29 @@ def test_input_hash_changes_with_any_value_but_not_the_row_number(column):
     assert input_hashes(a)[0] != input_hashes(b)[0]
     c = a.assign(_row_number=a["_row_number"] + 10)
     assert list(input_hashes(a)) == list(input_hashes(c))
+
+
+def _oid(con, table: str) -> int:
+    return con.execute("SELECT table_oid FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0]
+
+
+def test_reused_rows_are_changed_in_place_not_copied():
+    con = duckdb.connect()
+    night(con, canon(NIGHT1), date(2026, 11, 20))
+    before = _oid(con, "accepted")
+    rows = [("5", "Eve", "Stone", "eve@z.net", None, "1975-02-03"), *NIGHT1[:2], NIGHT1[3]]
+    second = canon(rows)  # a new row first: every kept row moves down one
+    assert night(con, second, date(2026, 11, 21)) == 3
+    assert _oid(con, "accepted") == before  # the same table, not a new one
+    same(staged(con, "accepted"), full(second, date(2026, 11, 21)))
+
+
+def test_one_row_of_last_night_standing_for_two_tonight_is_copied():
+    con = duckdb.connect()
+    first = canon(NIGHT1[:2])
+    night(con, first, date(2026, 11, 20))
+    second = canon([NIGHT1[0], NIGHT1[0], NIGHT1[1]])  # the same row twice (the quarantine keeps one)
+    hashes, reused = reuse_plan(con, second, "accepted", "inputs", date(2026, 11, 21))
+    assert reused["prev_row_number"].tolist() == [1, 1, 2]
+    assert night(con, second, date(2026, 11, 21)) == 3
+    same(staged(con, "accepted"), full(second, date(2026, 11, 21)))
