@@ -18,10 +18,11 @@ from dagster_project.assets.sources import accepted_key
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms.golden import GOLDEN_FIELDS, assign_customer_ids, build_golden
-from warehouse.models import stage_create_statement
+from warehouse.models import load_sql_unordered, stage_create_statement
 from warehouse.schema import TABLES
 from warehouse.store import (
     change_in_place,
+    change_to_match,
     drop_relation,
     empty_frame,
     fetch_frame,
@@ -590,9 +591,15 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
     ) -> dg.MaterializeResult:
         """One row per order, event and consent change, joined to its customer (sessions that
         log in are stitched); rows that resolve to nobody keep a NULL customer_id."""
-        n = night(context)
         with warehouse.store.stage() as con:
-            rows = write_model(con, "touchpoint", {"as_of": n.as_of})
+            if warehouse.store.as_published(con, ["touchpoint"]):
+                # last night's timeline is still in the build file: change only the rows that differ
+                rows, changed = change_to_match(
+                    con, "touchpoint", load_sql_unordered("touchpoint"), "touchpoint_id", what="model touchpoint"
+                )
+                written = f"in place ({changed:,} touchpoints changed)"
+            else:
+                rows, written = write_model(con, "touchpoint"), "rewritten"
             by_kind = dict(con.execute("SELECT kind, count(*) FROM scv.touchpoint GROUP BY ALL").fetchall())
             unresolved, stitched = con.execute(
                 "SELECT count(*) FILTER (customer_id IS NULL), count(*) FILTER (stitched) "
@@ -604,6 +611,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 "by_kind": by_kind,
                 "unresolved": int(unresolved),
                 "stitched_from_sessions": int(stitched),
+                "written": written,
             }
         )
 

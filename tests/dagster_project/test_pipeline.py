@@ -153,6 +153,7 @@ GOLDEN_SNAPSHOT = {
     "customer": "SELECT * FROM scv.customer ORDER BY customer_id",
     "customer_field_provenance": "SELECT * FROM scv.customer_field_provenance ORDER BY customer_id, field",
     "person_record": "SELECT * FROM scv.person_record ORDER BY source, source_record_id",
+    "touchpoint": "SELECT * FROM scv.touchpoint ORDER BY touchpoint_id",
 }
 
 
@@ -180,6 +181,8 @@ def test_incremental_night_after_changes_equals_a_full_rebuild(demo_run, tmp_pat
     assert materialization("accepted/crm")["rows_standardisation_reused"] > 0
     assert materialization("customer_xref")["mode"] == "incremental (relink scope)"
     assert materialization("customer_xref")["written"] == "in place"
+    written = materialization("touchpoint")["written"]
+    assert written.startswith("in place (") and written != "in place (0 touchpoints changed)"
     assert 0 < materialization("customer_xref")["records_assigned_tonight"] < clusters["records"] / 5
 
     # Without the staging file the full night validates and standardises every row afresh.
@@ -189,6 +192,7 @@ def test_incremental_night_after_changes_equals_a_full_rebuild(demo_run, tmp_pat
     assert materialization("person_clusters")["mode"] == "full (requested)"
     assert materialization("customer")["mode"] == "full (requested)"
     assert materialization("customer")["written"] == "rewritten"
+    assert materialization("touchpoint")["written"] == "rewritten"
     full = {t: query(config, sql) for t, sql in GOLDEN_SNAPSHOT.items()}
     for table in GOLDEN_SNAPSHOT:
         assert incremental[table] == full[table], table

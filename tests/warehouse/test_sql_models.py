@@ -17,6 +17,7 @@ from warehouse.models import (
     ModelError,
     available_models,
     load_sql,
+    load_sql_unordered,
     model_parameters,
     models_in_order,
     parse_model,
@@ -498,3 +499,14 @@ def test_models_are_idempotent(warehouse_con):
         warehouse_con.execute("SELECT * FROM scv.customer_profile").fetchall() == before
     )
     assert warehouse_con.execute("SELECT * FROM scv.touchpoint").fetchall() == tp
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_a_model_without_its_order_by_gives_the_same_rows(warehouse_con, name):
+    """load_sql_unordered (the touchpoint's in-place path) drops only the final sort."""
+    unordered = load_sql_unordered(name)
+    assert "ORDER BY" not in unordered.upper().rsplit(")", 1)[-1]
+    params = {"as_of": AS_OF} if "as_of" in model_parameters(name) else {}
+    ordered = warehouse_con.execute(load_sql(name), params).fetchall()
+    got = warehouse_con.execute(unordered, params).fetchall()
+    assert len(ordered) > 0 and sorted(got, key=repr) == sorted(ordered, key=repr)

@@ -182,6 +182,30 @@ def test_a_table_is_as_published_until_written_or_the_published_file_changes(tmp
         assert not wh.as_published(con, ["customer_xref"])
 
 
+def test_change_to_match_changes_only_the_rows_that_differ(tmp_path):
+    from warehouse.store import change_to_match
+
+    wh = make(tmp_path)
+    rows = [("crm", f"r{i}", f"C{i}", 1.0, f"C{i}") for i in range(5)]
+    with wh.stage() as con:
+        write_frame(con, "customer_xref", pd.DataFrame(rows, columns=list(xref([]).columns)), schema="scv")
+    wh.publish()
+    # tonight: r1 moves to C0, r3 is gone, r5 is new, r0 is the same except its probability
+    tonight = [rows[0][:3] + (0.9, "C0"), ("crm", "r1", "C0", 1.0, "C0"), rows[2], rows[4], ("crm", "r5", "C5", 1.0, "C5")]
+    query = "SELECT * FROM (VALUES " + ", ".join(str(r) for r in tonight) + ") v(" + ", ".join(xref([]).columns) + ")"
+    with wh.stage() as con:
+        assert change_to_match(con, "customer_xref", query, "source_record_id") == (5, 4)  # r0 r1 r3 r5
+        got = con.execute("SELECT * FROM scv.customer_xref ORDER BY source_record_id").fetchall()
+        assert got == sorted(tonight, key=lambda r: r[1])
+        assert not wh.as_published(con, ["customer_xref"])
+    wh.publish()
+    with wh.stage() as con:
+        assert change_to_match(con, "customer_xref", query, "source_record_id") == (5, 0)
+        assert wh.as_published(con, ["customer_xref"])  # nothing differed, nothing written
+        with pytest.raises(ValueError, match="differ from warehouse/schema.py"):
+            change_to_match(con, "customer_xref", "SELECT 1 AS source", "source")
+
+
 def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
     import subprocess
     import sys
