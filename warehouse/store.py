@@ -359,6 +359,11 @@ class Warehouse:
         """The `scv` schema of the night being built: what the publish step copies."""
         return self.staging.with_name(self.staging.stem + ".scv.duckdb")
 
+    def staged_file(self, name: str) -> Path:
+        """A file the night keeps next to the staging file until it is published (e.g. state
+        to hand over after the publish); dropped with the staging by `reset_staging`."""
+        return self.staging.with_name(f"{self.staging.stem}.{name}")
+
     def _open_build(self) -> duckdb.DuckDBPyConnection:
         """The build file, with the staging file attached as catalog `stage`. A staging file of
         the older one-file layout (schemas `stage` and `scv` in it) is dropped first: the night
@@ -563,6 +568,8 @@ class Warehouse:
         for base in (self.staging, self.build):
             for p in (base, Path(str(base) + ".wal")):
                 p.unlink(missing_ok=True)
+        for p in self.staging.parent.glob(f"{self.staging.stem}.*.parquet"):
+            p.unlink()
 
     def copy_published_to(self, dest: Path) -> None:
         shutil.copy2(self.published, dest)

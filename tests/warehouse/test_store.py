@@ -234,3 +234,16 @@ def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
         holder.wait()
     with wh.exclusive("night C"):
         pass
+
+
+def test_reset_staging_drops_the_files_kept_next_to_the_staging_file(tmp_path):
+    wh = make(tmp_path)
+    with wh.stage() as con:
+        write_frame(con, "customer_xref", xref(["C1"]), schema="scv")
+    kept = wh.staged_file("golden_records.parquet")
+    kept.write_bytes(b"state")
+    other = wh.staging.parent / "notes.parquet"  # not ours: left alone
+    other.write_bytes(b"x")
+    wh.reset_staging()
+    assert not kept.exists() and not wh.staging.exists() and not wh.build.exists()
+    assert other.exists()
