@@ -788,15 +788,45 @@ def test_email_user_is_the_part_before_the_first_at(storage):
     assert got.tolist()[:4] == ["anna", pd.NA, "ben", pd.NA]
 
 
-@pytest.mark.parametrize("dtype", [pd.StringDtype("python"), pd.StringDtype("pyarrow"), "object", "float64"])
-def test_share_counts_count_equal_non_null_values(dtype):
-    from transforms.linkage.fields import _share_counts
+def _predict_changed_by_split(persons, new_ids, model, settings):
+    """`predict_changed` as first written: new x existing scored against a copy of the
+    unchanged records (the reference for the version that scores against the whole frame)."""
+    from transforms.linkage.model import model_meta
+    from transforms.linkage.predict import _edges_frame, _linker, _tf_columns
 
-    rng = np.random.default_rng(3)
-    raw = rng.integers(0, 40, 2_000).astype(float)
-    raw[rng.random(2_000) < 0.1] = np.nan
-    values = pd.Series(raw, index=rng.permutation(2_000))
-    if dtype != "float64":
-        values = values.map(lambda v: None if np.isnan(v) else f"v{int(v)}").astype(dtype)
-    naive = values.map(values.value_counts()).fillna(0).astype("int64").to_numpy()
-    assert _share_counts(values).tolist() == naive.tolist()
+    meta = model_meta(model)
+    frame = prepare_frame(persons, meta["fields"], meta["blocking_keys"])
+    is_new = frame["unique_id"].isin(new_ids).to_numpy()
+    db_api = make_db_api(settings)
+    linker = _linker(frame, model, db_api)
+    for col in _tf_columns(model):
+        linker.table_management.compute_tf_table(col)
+    floor = settings.edge_floor or None
+    new_sdf = db_api.register(frame[is_new].reset_index(drop=True), dataset_display_name="new")
+    old_sdf = db_api.register(frame[~is_new].reset_index(drop=True), dataset_display_name="old")
+    within = linker.inference.predict_within(new_sdf, threshold_match_probability=floor)
+    between = linker.inference.predict_between(
+        old_sdf, new_sdf, threshold_match_probability=floor
+    )
+    edges = pd.concat([_edges_frame(linker, e) for e in (within, between)], ignore_index=True)
+    swap = edges["unique_id_l"] > edges["unique_id_r"]
+    edges.loc[swap, ["unique_id_l", "unique_id_r"]] = edges.loc[
+        swap, ["unique_id_r", "unique_id_l"]
+    ].to_numpy()
+    return edges.sort_values(["unique_id_l", "unique_id_r"], kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("share", [0.3, 1 / 120])
+def test_predict_changed_equals_scoring_against_a_copy_of_the_unchanged(persons, model, share):
+    from transforms.linkage.predict import predict_changed
+
+    rng = np.random.default_rng(5)
+    ids = persons["unique_id"].to_numpy()
+    new_ids = set(rng.choice(ids, max(2, int(share * len(ids))), replace=False).tolist())
+    got = predict_changed(persons, new_ids, model, SETTINGS)
+    want = _predict_changed_by_split(persons, new_ids, model, SETTINGS)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    l_new, r_new = got["unique_id_l"].isin(new_ids), got["unique_id_r"].isin(new_ids)
+    assert (l_new | r_new).all() and (got["unique_id_l"] != got["unique_id_r"]).all()
+    if share > 0.1:  # both kinds of edge are there: new x new and new x existing
+        assert (l_new & r_new).any() and (l_new ^ r_new).any()

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from splink import Linker
 
@@ -70,7 +71,10 @@ def _nodes(persons: pd.DataFrame) -> pd.DataFrame:
 
 
 def _linker(frame: pd.DataFrame, model: dict[str, Any], db_api: Any, **overrides: Any) -> Linker:
-    sdf = db_api.register(frame, dataset_display_name="persons")
+    return _linker_over(db_api.register(frame, dataset_display_name="persons"), model, **overrides)
+
+
+def _linker_over(sdf: Any, model: dict[str, Any], **overrides: Any) -> Linker:
     settings = splink_settings(model) or {}
     settings.update(overrides)
     return Linker(sdf, settings, log_level=None)
@@ -198,25 +202,34 @@ def predict_changed(
         return empty_edges()
 
     db_api = make_db_api(settings)
-    linker = _linker(frame, model, db_api)
+    persons_sdf = db_api.register(frame, dataset_display_name="persons")
+    linker = _linker_over(persons_sdf, model)
     for col in _tf_columns(model):
         linker.table_management.compute_tf_table(col)
     floor = settings.edge_floor or None
-    new_sdf = db_api.register(frame[is_new].reset_index(drop=True), dataset_display_name="new")
+    new_rows = np.flatnonzero(is_new)
+    new_frame = frame.take(new_rows).reset_index(drop=True)
+    new_sdf = db_api.register(new_frame, dataset_display_name="new")
     parts = []
-    if is_new.sum() >= 2:
+    if len(new_rows) >= 2:
         within = linker.inference.predict_within(
             new_sdf, threshold_match_probability=floor, warning_mode="never"
         )
         parts.append(_edges_frame(linker, within))
-    if (~is_new).sum() >= 1:
-        old_sdf = db_api.register(
-            frame[~is_new].reset_index(drop=True), dataset_display_name="existing"
+    if len(new_rows) < len(frame):
+        # New x existing, scored against the frame Splink already holds rather than a copy of
+        # its unchanged records (at a million people that copy cost seconds). The pairs this
+        # adds, two new records or a new record with itself, are `predict_within`'s or none,
+        # and are dropped here.
+        between = _edges_frame(
+            linker,
+            linker.inference.predict_between(
+                persons_sdf, new_sdf, threshold_match_probability=floor, warning_mode="never"
+            ),
         )
-        between = linker.inference.predict_between(
-            old_sdf, new_sdf, threshold_match_probability=floor, warning_mode="never"
-        )
-        parts.append(_edges_frame(linker, between))
+        new_uid = frame["unique_id"].take(new_rows)
+        both_new = between["unique_id_l"].isin(new_uid) & between["unique_id_r"].isin(new_uid)
+        parts.append(between[~both_new.to_numpy()])
     if not parts:
         return empty_edges()
     edges = pd.concat(parts, ignore_index=True)
