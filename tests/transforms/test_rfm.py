@@ -553,3 +553,12 @@ def test_sql_matches_an_independent_pandas_recomputation_on_random_orders():
     assert want.frequency.duplicated().any() and want.monetary.duplicated().any()
     assert set(got.r_score) == set(got.m_score) == {1, 2, 3, 4, 5}
     assert (got.as_of_date.dt.date == as_of).all()
+
+
+def test_monetary_is_an_exact_decimal_sum_rounded_to_the_cent():
+    """1.005 + 0.1 + 0.2 added up as doubles is 1.30499…; the exact sum, 1.305, rounds to 1.31."""
+    orders = [
+        {"customer": "a", "date": days_ago(d), "amount": a, "currency": "GBP", "amount_reporting": a}
+        for d, a in ((1, 1.005), (2, 0.1), (3, 0.2))
+    ]
+    assert rfm(make_warehouse(orders)).loc["a", "monetary"] == 1.31

@@ -510,3 +510,18 @@ def test_a_model_without_its_order_by_gives_the_same_rows(warehouse_con, name):
     ordered = warehouse_con.execute(load_sql(name), params).fetchall()
     got = warehouse_con.execute(unordered, params).fetchall()
     assert len(ordered) > 0 and sorted(got, key=repr) == sorted(ordered, key=repr)
+
+
+def test_spend_is_summed_in_exact_decimals_and_rounded_to_the_cent(warehouse_con):
+    """As doubles 1.005 + 0.1 + 0.2 is 1.30499…, rounded to 1.30, and the figure could flip
+    with the order DuckDB's threads add the amounts up in; in exact decimals it is 1.305."""
+    con = warehouse_con
+    orders = [
+        {**order(f"x{i}", "3", f"2024-03-0{i + 1} 10:00", "completed", "online", amount), "person_source": "crm"}
+        for i, amount in enumerate([1.005, 0.1, 0.2])
+    ]
+    _insert(con, "stage.orders", orders)
+    for name in ("touchpoint", "customer_profile"):
+        run_model(con, name, {"as_of": AS_OF}, into=f"scv.{name}")
+    got = rows(con, "SELECT total_spend, online_spend FROM scv.customer_profile WHERE customer_id = 'C3'")
+    assert got == [{"total_spend": 1.31, "online_spend": 1.31}]

@@ -7,7 +7,9 @@
 --
 -- Definitions:
 --   orders       touchpoints of kind 'order' with status (event_type) 'completed'; figures in the
---                reporting currency. Channel groups (lower-cased): online = online, web, app,
+--                reporting currency, summed exactly (each amount to 6 decimals) and rounded half
+--                away from zero to the cent, so a figure never depends on the order DuckDB's
+--                threads add it up in. Channel groups (lower-cased): online = online, web, app,
 --                mobile, ecommerce; store = store, pos, in_store, instore, retail.
 --   channels     distinct non-null channels of the customer's touchpoints, sorted.
 --   last_seen_*  latest touchpoint on an online-group channel / a store-group channel.
@@ -42,11 +44,11 @@ orders AS (
     SELECT
         customer_id,
         count(*) AS orders_count,
-        round(sum(amount), 2) AS total_spend,
+        CAST(round(sum(CAST(amount AS DECIMAL(38, 6))), 2) AS DOUBLE) AS total_spend,
         count(*) FILTER (WHERE is_online) AS online_orders,
-        round(coalesce(sum(amount) FILTER (WHERE is_online), 0), 2) AS online_spend,
+        CAST(round(coalesce(sum(CAST(amount AS DECIMAL(38, 6))) FILTER (WHERE is_online), 0), 2) AS DOUBLE) AS online_spend,
         count(*) FILTER (WHERE is_store) AS store_orders,
-        round(coalesce(sum(amount) FILTER (WHERE is_store), 0), 2) AS store_spend,
+        CAST(round(coalesce(sum(CAST(amount AS DECIMAL(38, 6))) FILTER (WHERE is_store), 0), 2) AS DOUBLE) AS store_spend,
         min(CAST(occurred_at AS DATE)) AS first_order_date,
         max(CAST(occurred_at AS DATE)) AS last_order_date
     FROM tp

@@ -10,7 +10,8 @@
 --                   customer are not counted
 --   recency_days    $as_of - date of the last counted order, in days
 --   frequency       number of counted orders
---   monetary        sum of amount_reporting (reporting currency), rounded to the cent
+--   monetary        sum of amount_reporting (reporting currency), each amount taken to 6
+--                   decimals and the exact sum rounded half away from zero to the cent
 --   *_score         ceil(5 * c / n), where n = customers scored and c = customers whose value is
 --                   as good as or worse than this customer's (frequency/monetary <= this one,
 --                   recency_days >= this one): the quintile of cume_dist, so equal values always
@@ -38,8 +39,10 @@ per_customer AS (
         customer_id,
         date_diff('day', max(order_day), CAST($as_of AS DATE)) AS recency_days,
         count(*) AS frequency,
-        -- rounded so that equal spends tie whatever order the sum was added up in
-        round(coalesce(sum(amount_reporting), 0), 2) AS monetary
+        -- summed in exact decimals, then rounded to the cent: a sum of doubles depends on the
+        -- order DuckDB's threads add it up in, and rounding alone let 1 in 5,000 customers'
+        -- figure flip by a cent between runs of the same data
+        CAST(round(coalesce(sum(CAST(amount_reporting AS DECIMAL(38, 6))), 0), 2) AS DOUBLE) AS monetary
     FROM counted
     GROUP BY customer_id
 ),
