@@ -61,7 +61,8 @@ def plan_sql(current: str, previous: str) -> tuple[str, str]:
         f"SELECT c.unique_id FROM {current} c LEFT JOIN {previous} p USING (unique_id) "
         "WHERE p.fingerprint IS DISTINCT FROM c.fingerprint"
     )
-    deleted = f"SELECT unique_id FROM {previous} ANTI JOIN {current} USING (unique_id)"
+    # aliased: DuckDB cannot bind an unaliased USING column between two table functions
+    deleted = f"SELECT p.unique_id FROM {previous} p ANTI JOIN {current} c USING (unique_id)"
     return changed, deleted
 
 

@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 from datetime import datetime, timezone
 from importlib.metadata import version as _package_version
 from pathlib import Path
@@ -23,12 +24,20 @@ from transforms.incremental import (
     plan_incremental,
     relink_scope,
 )
-from warehouse.store import fetch_frame, stack_view, write_frame
+from warehouse.store import drop_relation, fetch_frame, stack_view, write_frame
 
 __version__ = _package_version("scv-warehouse")
 
 MODEL_FILE = "linkage_model.json"
 FULL_TAG = "scv/full"
+#: Tonight's linkage results, staged as Parquet next to the staging file
+#: (`Warehouse.staged_file`): each is written once and read by a later step or handed over as
+#: state by the publish step; staging tables of 2.5M rows cost 1-3 s each to write.
+CLUSTERS_FILE = "clusters.parquet"
+EDGES_FILE = "edges.parquet"
+FINGERPRINTS_FILE = "record_fingerprints.parquet"
+#: Staging tables that held these before.
+_OLD_TABLES = ("clusters", "edges", "record_fingerprints")
 
 
 def _state_dir(cfg: Config) -> Path:
@@ -55,11 +64,11 @@ def save_linkage_state(cfg: Config, warehouse: WarehouseResource) -> None:
     successful publish, so the state always matches the published warehouse."""
     d = _state_dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
+    for name, staged in (("edges", EDGES_FILE), ("records", FINGERPRINTS_FILE)):
+        tmp = d / f".{name}.parquet.tmp"
+        shutil.copyfile(warehouse.store.staged_file(staged), tmp)
+        os.replace(tmp, d / f"{name}.parquet")
     with warehouse.store.stage() as con:
-        for name, table in (("edges", "stage.edges"), ("records", "stage.record_fingerprints")):
-            tmp = d / f".{name}.parquet.tmp"
-            con.execute(f"COPY {table} TO '{_sql_text(tmp)}' (FORMAT parquet)")
-            os.replace(tmp, d / f"{name}.parquet")
         version, clustering = con.execute(
             "SELECT model_version, clustering FROM stage.linkage_state"
         ).fetchall()[0]
@@ -68,6 +77,14 @@ def save_linkage_state(cfg: Config, warehouse: WarehouseResource) -> None:
         json.dumps({"model_version": version, "clustering": clustering, "fingerprint": FINGERPRINT_VERSION})
     )
     os.replace(tmp, d / "state.json")
+
+
+def _stage_frame(con, store, name: str, frame: pd.DataFrame) -> None:
+    con.register("_staged_frame", frame)
+    try:
+        store.write_staged(con, name, "SELECT * FROM _staged_frame")
+    finally:
+        con.unregister("_staged_frame")
 
 
 def _sql_text(p: Path) -> str:
@@ -116,15 +133,16 @@ def load_persons(warehouse: WarehouseResource, columns: tuple[str, ...] | None =
 
 
 def _link_incremental(context, warehouse, persons, state, model, settings) -> tuple[dict, frozenset | None]:
-    """An incremental night's linkage, written to stage.edges and stage.clusters: score only new
+    """An incremental night's linkage, staged as the edges and clusters files: score only new
     and changed records, then cluster again only the records connected to a touched one
     (`relink_scope`); every other record keeps the cluster it was published with, copied in
     SQL. Returns the figures and the scope (None when everything was clustered again: the
     clustering settings or code changed, or the published xref and the stored state disagree)."""
     records_state = f"read_parquet('{_sql_text(state['records'])}')"
     edges_state = f"read_parquet('{_sql_text(state['edges'])}')"
-    with warehouse.store.stage() as con:
-        plan = plan_incremental(con, "stage.record_fingerprints", records_state)
+    store = warehouse.store
+    with store.stage() as con:
+        plan = plan_incremental(con, store.staged_relation(FINGERPRINTS_FILE), records_state)
         old_links = fetch_frame(
             con,
             f"SELECT unique_id_l, unique_id_r, match_probability FROM {edges_state} "
@@ -145,11 +163,13 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
         con.register("_scope", pd.DataFrame({"unique_id": sorted(scope or ())}, dtype="str"))
         try:
             # Tonight's edges: last night's between two unchanged records, plus the new ones.
-            con.execute(
-                "CREATE OR REPLACE TABLE stage.edges AS "
-                + carried_edges_sql(edges_state, "_touched")
-                + " UNION ALL SELECT unique_id_l, unique_id_r, match_probability, match_weight FROM _new_edges"
+            store.write_staged(
+                con,
+                EDGES_FILE,
+                carried_edges_sql(edges_state, "_touched")
+                + " UNION ALL SELECT unique_id_l, unique_id_r, match_probability, match_weight FROM _new_edges",
             )
+            edges = store.staged_relation(EDGES_FILE)
             with warehouse.store.published_attached(con) as attached:
                 if scope is not None:
                     outside = (
@@ -168,37 +188,36 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
                         )
                         scope = None
                 if scope is None:
-                    clusters = linkage.cluster_edges(
-                        persons, fetch_frame(con, "SELECT * FROM stage.edges"), settings.threshold
-                    )
-                    write_frame(con, "clusters", clusters)
+                    clusters = linkage.cluster_edges(persons, fetch_frame(con, f"SELECT * FROM {edges}"), settings.threshold)
+                    _stage_frame(con, store, CLUSTERS_FILE, clusters)
                     part_metrics, reclustered = {}, len(persons)
                 else:
                     part = linkage.cluster_edges(
                         persons[persons["unique_id"].isin(scope)],
                         fetch_frame(
                             con,
-                            "SELECT * FROM stage.edges WHERE unique_id_l IN (SELECT unique_id FROM _scope) "
+                            f"SELECT * FROM {edges} WHERE unique_id_l IN (SELECT unique_id FROM _scope) "
                             "AND unique_id_r IN (SELECT unique_id FROM _scope)",
                         ),
                         settings.threshold,
                     )
                     con.register("_part", part)
-                    con.execute(
+                    store.write_staged(
+                        con,
+                        CLUSTERS_FILE,
                         """
-                        CREATE OR REPLACE TABLE stage.clusters AS
                         SELECT unique_id, source, source_record_id, cluster_key, match_probability FROM _part
                         UNION ALL
                         SELECT p.unique_id, p.source, p.source_record_id, x.cluster_key, x.match_probability
                         FROM stage.person_records p
                         JOIN published.scv.customer_xref x USING (source, source_record_id)
                         WHERE p.unique_id NOT IN (SELECT unique_id FROM _scope)
-                        """
+                        """,
                     )
                     con.unregister("_part")
                     part_metrics = {f"scope_{k}": v for k, v in part.attrs["metrics"].items() if k != "records"}
                     reclustered = len(part)
-            carried = con.execute("SELECT count(*) FROM stage.edges").fetchall()[0][0] - len(new_edges)
+            carried = con.execute(f"SELECT count(*) FROM {edges}").fetchall()[0][0] - len(new_edges)
         finally:
             for view in ("_touched", "_new_edges", "_scope"):
                 con.unregister(view)
@@ -311,7 +330,8 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         """One row per accepted person record with its cluster (the real person behind it) and
-        the match probability of its strongest link; scored edges kept in stage.edges.
+        the match probability of its strongest link; clusters and scored edges staged as Parquet
+        (CLUSTERS_FILE, EDGES_FILE) for the xref step and the next night's state.
 
         Incremental by default: only new and changed records are scored against the rest, and
         clusters are recomputed from the stored edges plus the new ones. A full re-link runs on
@@ -322,10 +342,9 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         settings = linkage_settings(cfg)
         version = str(model.get("scv", {}).get("version"))
         with warehouse.store.stage() as con:
-            con.execute(
-                "CREATE OR REPLACE TABLE stage.record_fingerprints AS "
-                + fingerprints_sql("stage.person_records")
-            )
+            for old in _OLD_TABLES:
+                drop_relation(con, "stage", old)
+            warehouse.store.write_staged(con, FINGERPRINTS_FILE, fingerprints_sql("stage.person_records"))
         state = load_linkage_state(cfg)
         if context.run.tags.get(FULL_TAG) == "true":
             mode = "full (requested)"
@@ -347,8 +366,8 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
             metrics = result.metrics
         with warehouse.store.stage() as con:
             if result is not None:
-                write_frame(con, "clusters", result.clusters)
-                write_frame(con, "edges", result.edges)
+                _stage_frame(con, warehouse.store, CLUSTERS_FILE, result.clusters)
+                _stage_frame(con, warehouse.store, EDGES_FILE, result.edges)
             # Tonight's scope of re-clustered records, for the xref (all of them on a full night).
             write_frame(
                 con,
@@ -368,7 +387,8 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
             )
             size_dist = dict(
                 con.execute(
-                    "SELECT n, count(*) FROM (SELECT count(*) AS n FROM stage.clusters GROUP BY cluster_key) "
+                    f"SELECT n, count(*) FROM (SELECT count(*) AS n FROM {warehouse.store.staged_relation(CLUSTERS_FILE)} "
+                    "GROUP BY cluster_key) "
                     "GROUP BY n ORDER BY n"
                 ).fetchall()
             )

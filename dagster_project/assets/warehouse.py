@@ -14,7 +14,7 @@ import pandas as pd
 
 from dagster_project import constants as C
 from dagster_project.assets.common import night
-from dagster_project.assets.identity import FULL_TAG
+from dagster_project.assets.identity import CLUSTERS_FILE, FULL_TAG
 from dagster_project.assets.sources import accepted_key
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
@@ -233,7 +233,7 @@ WHERE p.unique_id IS NULL OR p.unique_id IN (SELECT unique_id FROM stage.relink_
 """
 
 
-def _xref_subset(con):
+def _xref_subset(con, warehouse: WarehouseResource):
     """(clusters in the relink scope, the published rows of the customers it touches, every
     other id in use), or None when those customers hold a record outside the scope that is
     still here: then last night's clusters and tonight's disagree, and ids are assigned again
@@ -250,7 +250,9 @@ def _xref_subset(con):
     if outside:
         return None
     clusters = fetch_frame(
-        con, "SELECT * FROM stage.clusters WHERE unique_id IN (SELECT unique_id FROM stage.relink_scope)"
+        con,
+        f"SELECT * FROM {warehouse.store.staged_relation(CLUSTERS_FILE)} "
+        "WHERE unique_id IN (SELECT unique_id FROM stage.relink_scope)",
     )
     previous = fetch_frame(
         con,
@@ -371,9 +373,9 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         with warehouse.store.stage() as con:
             partial = con.execute("SELECT scope FROM stage.linkage_state").fetchall()[0][0] == "partial"
             with warehouse.store.published_attached(con) as attached:
-                subset = _xref_subset(con) if partial and attached else None
+                subset = _xref_subset(con, warehouse) if partial and attached else None
                 if subset is None:
-                    clusters = fetch_frame(con, "SELECT * FROM stage.clusters")
+                    clusters = fetch_frame(con, f"SELECT * FROM {warehouse.store.staged_relation(CLUSTERS_FILE)}")
                     previous = (
                         fetch_frame(con, "SELECT * FROM published.scv.customer_xref")
                         if attached

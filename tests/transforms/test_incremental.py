@@ -43,6 +43,19 @@ BASE = [
 ]
 
 
+def test_plan_reads_both_nights_from_parquet(tmp_path):
+    """The night compares the staged fingerprint file with the stored one: two table functions."""
+    con = duckdb.connect()
+    files = []
+    for name, rows in (("prev", BASE), ("cur", BASE[:2] + [("crm:3", "cara", None, "none")])):
+        con.register("_f", fingerprints(rows))
+        con.execute(f"COPY _f TO '{tmp_path / name}.parquet' (FORMAT parquet)")
+        con.unregister("_f")
+        files.append(f"read_parquet('{tmp_path / name}.parquet')")
+    got = plan_incremental(con, files[1], files[0])
+    assert (got.changed, got.deleted, got.unchanged) == ({"crm:3"}, {"shop:9"}, 2)
+
+
 def test_fingerprint_ignores_fields_the_model_does_not_read():
     a = fingerprints(BASE)
     b = fingerprints([r[:3] + ("platinum",) for r in BASE])
