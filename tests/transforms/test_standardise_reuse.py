@@ -127,7 +127,7 @@ def test_one_row_of_last_night_standing_for_two_tonight_is_copied():
     first = canon(NIGHT1[:2])
     night(con, first, date(2026, 11, 20))
     second = canon([NIGHT1[0], NIGHT1[0], NIGHT1[1]])  # the same row twice (the quarantine keeps one)
-    hashes, reused = reuse_plan(con, second, "accepted", "inputs", date(2026, 11, 21))
+    _, reused = reuse_plan(con, second, "accepted", "inputs", date(2026, 11, 21))
     assert reused["prev_row_number"].tolist() == [1, 1, 2]
     assert night(con, second, date(2026, 11, 21)) == 3
     same(staged(con, "accepted"), full(second, date(2026, 11, 21)))
