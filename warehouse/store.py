@@ -378,6 +378,22 @@ class Warehouse:
         con.execute(f"COPY ({sql}) TO '{_sql_path(tmp)}' (FORMAT parquet)")
         os.replace(tmp, path)
 
+    def write_staged_frame(self, con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+        """`write_staged` of a DataFrame's rows."""
+        con.register("_staged_frame", frame)
+        try:
+            self.write_staged(con, name, "SELECT * FROM _staged_frame")
+        finally:
+            con.unregister("_staged_frame")
+
+    def copy_staged(self, name: str, dest: Path) -> None:
+        """Copy the staged file `name` to `dest`, replacing it whole (state handed over after a
+        publish)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(self.staged_file(name), tmp)
+        os.replace(tmp, dest)
+
     def _open_build(self) -> duckdb.DuckDBPyConnection:
         """The build file, with the staging file attached as catalog `stage`. A staging file of
         the older one-file layout (schemas `stage` and `scv` in it) is dropped first: the night

@@ -3,7 +3,6 @@
 
 import json
 import os
-import shutil
 from datetime import datetime, timezone
 from importlib.metadata import version as _package_version
 from pathlib import Path
@@ -65,9 +64,7 @@ def save_linkage_state(cfg: Config, warehouse: WarehouseResource) -> None:
     d = _state_dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
     for name, staged in (("edges", EDGES_FILE), ("records", FINGERPRINTS_FILE)):
-        tmp = d / f".{name}.parquet.tmp"
-        shutil.copyfile(warehouse.store.staged_file(staged), tmp)
-        os.replace(tmp, d / f"{name}.parquet")
+        warehouse.store.copy_staged(staged, d / f"{name}.parquet")
     with warehouse.store.stage() as con:
         version, clustering = con.execute(
             "SELECT model_version, clustering FROM stage.linkage_state"
@@ -77,14 +74,6 @@ def save_linkage_state(cfg: Config, warehouse: WarehouseResource) -> None:
         json.dumps({"model_version": version, "clustering": clustering, "fingerprint": FINGERPRINT_VERSION})
     )
     os.replace(tmp, d / "state.json")
-
-
-def _stage_frame(con, store, name: str, frame: pd.DataFrame) -> None:
-    con.register("_staged_frame", frame)
-    try:
-        store.write_staged(con, name, "SELECT * FROM _staged_frame")
-    finally:
-        con.unregister("_staged_frame")
 
 
 def _sql_text(p: Path) -> str:
@@ -189,7 +178,7 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
                         scope = None
                 if scope is None:
                     clusters = linkage.cluster_edges(persons, fetch_frame(con, f"SELECT * FROM {edges}"), settings.threshold)
-                    _stage_frame(con, store, CLUSTERS_FILE, clusters)
+                    store.write_staged_frame(con, CLUSTERS_FILE, clusters)
                     part_metrics, reclustered = {}, len(persons)
                 else:
                     part = linkage.cluster_edges(
@@ -366,8 +355,8 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
             metrics = result.metrics
         with warehouse.store.stage() as con:
             if result is not None:
-                _stage_frame(con, warehouse.store, CLUSTERS_FILE, result.clusters)
-                _stage_frame(con, warehouse.store, EDGES_FILE, result.edges)
+                warehouse.store.write_staged_frame(con, CLUSTERS_FILE, result.clusters)
+                warehouse.store.write_staged_frame(con, EDGES_FILE, result.edges)
             # Tonight's scope of re-clustered records, for the xref (all of them on a full night).
             write_frame(
                 con,

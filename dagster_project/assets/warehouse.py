@@ -5,7 +5,6 @@ quarantine and the source run log."""
 import hashlib
 import json
 import os
-import shutil
 from importlib.metadata import version
 from pathlib import Path
 
@@ -109,11 +108,9 @@ def save_golden_state(cfg: Config, warehouse: WarehouseResource) -> None:
     a successful publish, so the state always describes the published tables."""
     d = _golden_state_dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / ".records.parquet.tmp"
-    shutil.copyfile(warehouse.store.staged_file(GOLDEN_RECORDS_FILE), tmp)
+    warehouse.store.copy_staged(GOLDEN_RECORDS_FILE, d / "records.parquet")
     with warehouse.store.stage() as con:
         config_hash = con.execute("SELECT config_hash FROM stage.golden_state").fetchall()[0][0]
-    os.replace(tmp, d / "records.parquet")
     tmp = d / ".state.json.tmp"
     tmp.write_text(json.dumps({"config_hash": config_hash}))
     os.replace(tmp, d / "state.json")
@@ -483,10 +480,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         with warehouse.store.stage() as con:
             drop_relation(con, "stage", "golden_records")  # a table in staging files of earlier versions
             con.execute(GOLDEN_RECORDS_SQL)
-            records_file = warehouse.store.staged_file(GOLDEN_RECORDS_FILE)
-            tmp = records_file.with_name(records_file.name + ".tmp")
-            con.execute(f"COPY _golden_records TO '{_sql_literal(tmp)}' (FORMAT parquet)")
-            os.replace(tmp, records_file)
+            warehouse.store.write_staged(con, GOLDEN_RECORDS_FILE, "SELECT * FROM _golden_records")
             previous = load_golden_state(cfg)
             if context.run.tags.get(FULL_TAG) == "true":
                 mode, affected = "full (requested)", None
