@@ -256,9 +256,7 @@ def _xref_subset(con, warehouse: WarehouseResource):
         "SELECT * FROM published.scv.customer_xref "
         "WHERE customer_id IN (SELECT customer_id FROM _xref_touched)",
     )
-    reserved = [
-        r[0] for r in con.execute("SELECT DISTINCT customer_id FROM published.scv.customer_xref").fetchall()
-    ]
+    reserved = fetch_frame(con, "SELECT DISTINCT customer_id FROM published.scv.customer_xref")["customer_id"]
     return clusters, previous, reserved
 
 

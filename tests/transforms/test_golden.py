@@ -272,6 +272,22 @@ def test_custom_mint_and_age_order():
     ]
 
 
+def test_minted_ids_count_on_from_the_highest_id_in_use_anywhere():
+    # reserved ids (every customer outside a partial night's scope) count, and so do ids
+    # that are not counters, longer than an int64, or repeated
+    reserved = pd.Series(["C000000041", "legacy-99", "C", "Cx7", "C000000041"], dtype="string")
+    xref, _ = assign_customer_ids(clusters(["a:1"]), None, NIGHT1, reserved_ids=reserved)
+    assert ids(xref) == {"a:1": "C000000042"}
+    xref, _ = assign_customer_ids(clusters(["a:1"]), None, NIGHT1, reserved_ids=["C99999999999999999999"])
+    assert ids(xref) == {"a:1": "C100000000000000000000"}
+    xref, _ = assign_customer_ids(clusters(["a:1"]), None, NIGHT1, reserved_ids=[])
+    assert ids(xref) == {"a:1": "C000000001"}
+    with pytest.raises(ValueError, match="'C7'.*already in use"):
+        assign_customer_ids(clusters(["a:1"]), None, NIGHT1, mint=lambda: "C7", reserved_ids=["C7"])
+    with pytest.raises(ValueError, match="'Z'.*already in use"):
+        assign_customer_ids(clusters(["a:1"], ["b:1"]), None, NIGHT1, mint=lambda: "Z")
+
+
 def test_bad_clusters_are_refused_with_the_row():
     dup = clusters(["a:1"], ["a:1"])
     with pytest.raises(ValueError, match="unique"):
