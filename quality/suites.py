@@ -83,6 +83,32 @@ def _gx():
     return gx
 
 
+_warm_lock = threading.Lock()
+_warm_thread: threading.Thread | None = None
+
+
+def warm_up() -> None:
+    """Start importing Great Expectations in a background thread, once per process.
+
+    The import takes 3-6 s, most of it loading scipy. A night that is about to read a changed
+    source calls this first: the import then overlaps the read (which spends its time outside
+    the GIL, in Arrow and DuckDB) instead of delaying the validation. Python's import lock makes
+    a later `import great_expectations` wait for the thread's import to finish; a failure here
+    is left for that later import to raise."""
+    global _warm_thread
+    with _warm_lock:
+        if _warm_thread is None:
+            _warm_thread = threading.Thread(target=_warm, name="gx-import", daemon=True)
+            _warm_thread.start()
+
+
+def _warm() -> None:
+    try:
+        _gx()
+    except Exception:  # noqa: BLE001, S110 - raised again, with its traceback, by the validation's import
+        pass
+
+
 def ephemeral_context(data_docs_sites: dict[str, Any] | None = None):
     """A fresh in-memory GX context with progress bars and analytics switched off."""
     gx = _gx()

@@ -19,6 +19,7 @@ from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
 from dagster_project.resources import WarehouseResource
 from quality.data_docs import build_data_docs
+from quality.suites import warm_up
 from quality.validate import field_findings, findings_from_counts, validate_source
 from sources.config import Config, SourceConfig
 from sources.readers import SourceReadError, file_fingerprint, read_source, to_canonical
@@ -89,6 +90,7 @@ def build_landing_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Assets
                 return dg.MaterializeResult(
                     metadata={**previous["metadata"], "unchanged": True, "path": file_link(out)}
                 )
+            warm_up()  # the changed source is validated next: import GX while it is read
             raw = read_source(src)
         except SourceReadError as exc:
             raise dg.Failure(
