@@ -8,6 +8,7 @@ from importlib.metadata import version as _package_version
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from dagster_project import constants as C
@@ -119,6 +120,30 @@ def load_persons(warehouse: WarehouseResource, columns: tuple[str, ...] | None =
         have = {r[0] for r in con.execute("DESCRIBE stage.person_records").fetchall()}
         cols = ", ".join(f'"{c}"' for c in columns if c in have) or "unique_id"
         return fetch_frame(con, f"SELECT {cols} FROM stage.person_records")
+
+
+def available_fields(con: duckdb.DuckDBPyConnection, relation: str = "stage.person_records") -> list[str]:
+    """`linkage.available_fields` of the person records in `relation`, counted in SQL instead
+    of on a frame of every record (2 s at a million people). A value that starts with a
+    printable ASCII character is filled under any meaning of blank; only the others (blanks,
+    and values starting with a space or a non-ASCII letter) are fetched and judged by the
+    linkage's own rule, so the result is the same."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {relation}").fetchall()}
+    mains = [c for c in linkage.MATCH_FIELD_COLUMNS if c != "unique_id" and c in have]
+    n = int(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
+    if not mains:
+        return linkage.fields_filled_enough(n, {})
+    # first character printable ASCII other than a space (codes 33-126)
+    ascii_ = {c: f'ascii(CAST("{c}" AS VARCHAR)) BETWEEN 33 AND 126' for c in mains}
+    counted = ", ".join(f'count(*) FILTER ({ascii_[c]}), count("{c}")' for c in mains)
+    row = con.execute(f"SELECT {counted} FROM {relation}").fetchall()[0]
+    filled = {}
+    for i, c in enumerate(mains):
+        filled[c] = int(row[2 * i])
+        if row[2 * i + 1] > row[2 * i]:  # the frame rule decides the rest
+            rest = fetch_frame(con, f'SELECT "{c}" FROM {relation} WHERE "{c}" IS NOT NULL AND NOT {ascii_[c]}')
+            filled[c] += linkage.count_not_blank(rest[c])
+    return linkage.fields_filled_enough(n, filled)
 
 
 def _link_incremental(context, warehouse, persons, state, model, settings) -> tuple[dict, frozenset | None]:
@@ -275,7 +300,8 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         when asked (`scv run --retrain`) or when the configured sources provide fields that the
         saved model does not cover."""
         path = model_path(cfg)
-        fields = linkage.available_fields(load_persons(warehouse, linkage.MATCH_FIELD_COLUMNS))
+        with warehouse.store.stage() as con:
+            fields = available_fields(con)
         saved = json.loads(path.read_text()) if path.exists() else None
         reason = None
         if config.retrain:

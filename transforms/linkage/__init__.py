@@ -14,7 +14,7 @@ from transforms.incremental import MATCH_COLUMNS as INCREMENTAL_MATCH_COLUMNS
 from .charts import write_charts
 from .clustering import CLUSTER_COLUMNS, cluster_edges
 from .comparisons import COUNTED_COLUMNS
-from .fields import GUARD_COLUMNS, MATCH_FIELDS, available_fields
+from .fields import GUARD_COLUMNS, MATCH_FIELDS, available_fields, count_not_blank, fields_filled_enough
 from .model import model_covers, model_meta, read_labels, train_model
 from .predict import (
     LinkageResult,
@@ -51,6 +51,8 @@ __all__ = [
     "LinkageResult",
     "LinkageSettings",
     "available_fields",
+    "count_not_blank",
+    "fields_filled_enough",
     "cluster_edges",
     "empty_edges",
     "link_and_dedupe",

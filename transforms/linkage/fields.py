@@ -8,7 +8,7 @@ so a company with only names + addresses + birth dates, or only emails, still li
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,16 +62,31 @@ def available_fields(persons: pd.DataFrame) -> list[str]:
     records (and at least two records): a column that is almost always empty cannot be learnt
     by the model and only adds noise.
     """
-    n = len(persons)
+    filled = {
+        cols[0]: int(_clean(persons[cols[0]]).notna().sum())
+        for cols in MATCH_FIELDS.values()
+        if cols[0] in persons.columns
+    }
+    return fields_filled_enough(len(persons), filled)
+
+
+def fields_filled_enough(n: int, filled: Mapping[str, int]) -> list[str]:
+    """`available_fields` from counts: `n` records, and for each main column present the
+    number of records with a value that is not blank."""
     out = []
     for field, cols in MATCH_FIELDS.items():
-        main = cols[0]
-        if main not in persons.columns or n == 0:
+        count = filled.get(cols[0])
+        if count is None or n == 0:
             continue
-        filled = int(_clean(persons[main]).notna().sum())
-        if filled >= 2 and filled >= MIN_FIELD_SHARE * n:
+        if count >= 2 and count >= MIN_FIELD_SHARE * n:
             out.append(field)
     return out
+
+
+def count_not_blank(values: pd.Series) -> int:
+    """How many of `values` hold something other than whitespace (as `available_fields`
+    counts them)."""
+    return int(_clean(values).notna().sum())
 
 
 def blocking_keys_for(fields: Iterable[str]) -> dict[str, tuple[str, ...]]:
