@@ -56,10 +56,18 @@ orders AS (
     GROUP BY customer_id
 ),
 
+channel_list AS (
+    -- distinct first, then one sorted list per customer (cheaper than list(DISTINCT ... ORDER BY))
+    SELECT
+        customer_id,
+        list(channel ORDER BY channel) AS channels
+    FROM (SELECT DISTINCT customer_id, channel FROM tp WHERE channel IS NOT NULL) AS pairs
+    GROUP BY customer_id
+),
+
 seen AS (
     SELECT
         customer_id,
-        list(DISTINCT channel ORDER BY channel) FILTER (WHERE channel IS NOT NULL) AS channels,
         max(occurred_at) FILTER (WHERE is_online) AS last_seen_online,
         max(occurred_at) FILTER (WHERE is_store) AS last_seen_store
     FROM tp
@@ -130,7 +138,8 @@ tickets AS (
 consents AS (
     SELECT
         customer_id,
-        map_from_entries(list({'key': purpose, 'value': granted} ORDER BY purpose)) AS consent
+        -- purposes are unique per customer, so sorting the entries sorts them by purpose
+        map_from_entries(list_sort(list({'key': purpose, 'value': granted}))) AS consent
     FROM scv.consent
     GROUP BY customer_id
 )
@@ -151,7 +160,7 @@ SELECT
     coalesce(o.store_spend, 0) AS store_spend,
     o.first_order_date,
     o.last_order_date,
-    coalesce(s.channels, CAST([] AS VARCHAR[])) AS channels,
+    coalesce(cl.channels, CAST([] AS VARCHAR[])) AS channels,
     s.last_seen_online,
     s.last_seen_store,
     coalesce(e.emails_sent_90d, 0) AS emails_sent_90d,
@@ -164,6 +173,7 @@ SELECT
     CAST($as_of AS DATE) AS as_of_date
 FROM scv.customer AS c
 LEFT JOIN orders AS o ON o.customer_id = c.customer_id
+LEFT JOIN channel_list AS cl ON cl.customer_id = c.customer_id
 LEFT JOIN seen AS s ON s.customer_id = c.customer_id
 LEFT JOIN email AS e ON e.customer_id = c.customer_id
 LEFT JOIN tickets AS tk ON tk.customer_id = c.customer_id
