@@ -1,10 +1,10 @@
-"""A full night and an incremental night (1% of person records new or changed), end to end.
+"""A full night and incremental nights (1% of person records new or changed), end to end.
 
     .venv/bin/python bench/night.py [--people 100000] [--full-scale]
 
 Generates the demo company under data/bench/night-<N>/, runs `scv run` twice in a subprocess
-(a full night, then an incremental night after changing 1% of the person records) and prints one
-table: wall seconds per stage (the Dagster asset groups, from the run's step statistics), total
+(a full night; an incremental night after changing 1% of the person records; the next night,
+one day later, after changing another 1%; a full re-link) and prints one table: wall seconds per stage (the Dagster asset groups, from the run's step statistics), total
 wall seconds and peak RSS of the run process; `--steps` adds seconds and peak RSS per step
 (RSS sampled every 0.2 s and attributed by the steps' start and end times). `--full-scale` adds 1,000,000 people.
 """
@@ -26,6 +26,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("sources", "quality", "identity", "warehouse", "analytics", "exports")
 AS_OF = "2026-11-20"
+NEXT_DAY = "2026-11-21"  # the night after: the as-of models (profile, RFM, lifecycle) move on
 
 
 def stage_of(step_key: str) -> str:
@@ -42,10 +43,10 @@ def stage_of(step_key: str) -> str:
     return "warehouse"
 
 
-def run_night(config: Path, home: Path, *extra: str) -> dict:
+def run_night(config: Path, home: Path, *extra: str, as_of: str = AS_OF) -> dict:
     """Run one night in a subprocess; wall time, peak RSS (sampled) and seconds per stage."""
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    cmd = [sys.executable, "-m", "sources.cli", "run", "--config", str(config), "--as-of", AS_OF, *extra]
+    cmd = [sys.executable, "-m", "sources.cli", "run", "--config", str(config), "--as-of", as_of, *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     ps = psutil.Process(proc.pid)
@@ -104,7 +105,7 @@ def change_one_percent(sources: Path, seed: int = 1) -> int:
     for i in emailed:
         shop.iat[i, col] = f"changed.{i}@example.org"
     new = crm.iloc[rng.choice(len(crm), n_new, replace=False)].copy()
-    new["ContactId"] = [f"BENCH{i:07d}" for i in range(n_new)]
+    new["ContactId"] = [f"BENCH{seed}{i:07d}" for i in range(n_new)]  # unique across seeds
     pd.concat([crm, new]).to_csv(crm_path, index=False)
     shop.to_parquet(shop_path, index=False)
     return n_move + n_email + n_new
@@ -124,10 +125,13 @@ def bench(people: int) -> list[dict]:
     records = pd.read_csv(base / "sources" / "truth.csv", dtype=str).shape[0]
     touched = change_one_percent(base / "sources")
     incremental = run_night(config, home)
-    relink = run_night(config, home, "--full")
+    touched_next = change_one_percent(base / "sources", seed=2)
+    next_day = run_night(config, home, as_of=NEXT_DAY)
+    relink = run_night(config, home, "--full", as_of=NEXT_DAY)
     return [
         {"people": people, "night": "full (first, trains the model)", "records": records, **full},
         {"people": people, "night": f"incremental ({touched:,} records changed)", "records": records, **incremental},
+        {"people": people, "night": f"next day (as-of + 1 day, {touched_next:,} more changed)", "records": records, **next_day},
         {"people": people, "night": "full re-link (--full, model reused)", "records": records, **relink},
     ]
 
