@@ -40,7 +40,6 @@ fields an invalid candidate is never chosen whatever the rule list.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,7 +113,6 @@ UNKNOWN_TRUST = 0
 
 ID_PREFIX = "C"
 ID_DIGITS = 9
-_COUNTER_ID = re.compile(rf"^{ID_PREFIX}(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -273,7 +271,9 @@ records whose clusters it decided again, with every other id in use here), never
             if col in previous_history.columns:
                 used_parts.append(previous_history[col].dropna())
     if reserved_ids is not None:
-        reserved = reserved_ids if isinstance(reserved_ids, pd.Series) else pd.Series(list(reserved_ids), dtype="object")
+        reserved = (
+            reserved_ids if isinstance(reserved_ids, pd.Series) else pd.Series(list(reserved_ids), dtype="object")
+        )
         used_parts.append(reserved.dropna())
     used = pd.Series(
         pd.concat([p.astype("string") for p in used_parts], ignore_index=True).unique(), dtype="string"
@@ -313,7 +313,8 @@ records whose clusters it decided again, with every other id in use here), never
     if minted:
         # the few minted ids looked up in the many used ones, not the other way round
         in_use = pa.array(used, type=pa.large_string())
-        taken = set(pc.filter(in_use, pc.is_in(in_use, value_set=pa.array(minted, type=pa.large_string()))).to_pylist())
+        hits = pc.is_in(in_use, value_set=pa.array(minted, type=pa.large_string()))
+        taken = set(pc.filter(in_use, hits).to_pylist())
         repeated = pd.Series(minted).duplicated().to_numpy()
         clash = [i for i, m in enumerate(minted) if repeated[i] or m in taken]
         if clash:

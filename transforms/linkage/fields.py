@@ -63,7 +63,7 @@ def available_fields(persons: pd.DataFrame) -> list[str]:
     by the model and only adds noise.
     """
     filled = {
-        cols[0]: int(_clean(persons[cols[0]]).notna().sum())
+        cols[0]: count_not_blank(persons[cols[0]])
         for cols in MATCH_FIELDS.values()
         if cols[0] in persons.columns
     }
