@@ -14,7 +14,13 @@ from transforms.incremental import MATCH_COLUMNS as INCREMENTAL_MATCH_COLUMNS
 from .charts import write_charts
 from .clustering import CLUSTER_COLUMNS, cluster_edges
 from .comparisons import COUNTED_COLUMNS
-from .fields import GUARD_COLUMNS, MATCH_FIELDS, available_fields, count_not_blank, fields_filled_enough
+from .fields import (
+    GUARD_COLUMNS,
+    MATCH_FIELDS,
+    available_fields,
+    count_not_blank,
+    fields_filled_enough,
+)
 from .model import model_covers, model_meta, read_labels, train_model
 from .predict import (
     LinkageResult,
@@ -51,10 +57,10 @@ __all__ = [
     "LinkageResult",
     "LinkageSettings",
     "available_fields",
-    "count_not_blank",
-    "fields_filled_enough",
     "cluster_edges",
+    "count_not_blank",
     "empty_edges",
+    "fields_filled_enough",
     "link_and_dedupe",
     "model_covers",
     "model_meta",
