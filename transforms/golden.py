@@ -275,9 +275,8 @@ records whose clusters it decided again, with every other id in use here), never
             reserved_ids if isinstance(reserved_ids, pd.Series) else pd.Series(list(reserved_ids), dtype="object")
         )
         used_parts.append(reserved.dropna())
-    used = pd.Series(
-        pd.concat([p.astype("string") for p in used_parts], ignore_index=True).unique(), dtype="string"
-    )
+    # repeats do no harm: only the highest counter and membership are asked of it
+    used = pd.concat([p.astype("string") for p in used_parts], ignore_index=True)
 
     # Overlap of previous customers (i) with new clusters (j), over records present in both.
     both = cur[["source", "source_record_id", "_rank", "_cj"]].merge(
