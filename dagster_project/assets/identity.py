@@ -87,10 +87,12 @@ class LinkageModelConfig(dg.Config):
     retrain: bool = False
 
 
-def clustering_key(settings: linkage.LinkageSettings) -> str:
+def clustering_key(settings: linkage.LinkageSettings, model: dict | None = None) -> str:
     """What last night's clusters depend on besides the records and edges: the threshold, the
-    guards and the code. When it changes, every record is clustered again."""
-    return f"{settings.threshold}|{settings.guards}|{__version__}"
+    guard policy (with what the model's evidence made of it) and the code. When it changes,
+    every record is clustered again."""
+    policy = linkage.guard_policy(model, settings.guards)
+    return f"{settings.threshold}|{policy.key()}|{__version__}"
 
 
 def linkage_settings(cfg: Config) -> linkage.LinkageSettings:
@@ -103,6 +105,7 @@ def linkage_settings(cfg: Config) -> linkage.LinkageSettings:
         seed=lc.seed,
         labels=lc.labels,
         memory_limit=lc.memory_limit,
+        guards=lc.guards,
         temp_directory=cfg.data_dir / "tmp" / "linkage",
     )
 
@@ -166,7 +169,8 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
     rescored = int(persons["unique_id"].isin(plan.changed).sum())
     new_edges = linkage.predict_changed(persons, plan.changed, model, settings) if rescored else linkage.empty_edges()
     scope = None
-    if state.get("clustering") != clustering_key(settings):
+    policy = linkage.guard_policy(model, settings.guards)
+    if state.get("clustering") != clustering_key(settings, model):
         context.log.info("clustering settings or code changed: every record is clustered again")
     else:
         scope = relink_scope(old_links, new_edges, plan.touched, settings.threshold) - plan.deleted
@@ -202,7 +206,9 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
                         )
                         scope = None
                 if scope is None:
-                    clusters = linkage.cluster_edges(persons, fetch_frame(con, f"SELECT * FROM {edges}"), settings.threshold)
+                    clusters = linkage.cluster_edges(
+                        persons, fetch_frame(con, f"SELECT * FROM {edges}"), settings.threshold, guards=policy
+                    )
                     store.write_staged_frame(con, CLUSTERS_FILE, clusters)
                     part_metrics, reclustered = {}, len(persons)
                 else:
@@ -214,6 +220,7 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
                             "AND unique_id_r IN (SELECT unique_id FROM _scope)",
                         ),
                         settings.threshold,
+                        guards=policy,
                     )
                     con.register("_part", part)
                     store.write_staged(
@@ -395,7 +402,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 pd.DataFrame(
                     {
                         "model_version": [version],
-                        "clustering": [clustering_key(settings)],
+                        "clustering": [clustering_key(settings, model)],
                         "scope": ["partial" if scope is not None else "all"],
                     }
                 ),
@@ -427,6 +434,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 "match_rate": float(in_multi / max(records, 1)),
                 "cluster_size_distribution": {str(k): int(v) for k, v in size_dist.items()},
                 "threshold": settings.threshold,
+                "guard_policy": linkage.guard_policy(model, settings.guards).describe(),
                 **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
                 **{f"chart_{k}": file_link(Path(v)) for k, v in charts.items()},
                 "dagster/row_count": records,

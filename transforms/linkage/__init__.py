@@ -5,7 +5,8 @@ The assets call a small surface: `available_fields`, `train_model`, `model_cover
 `LinkageSettings` built from the config's `linkage:` block. Internals live in the submodules:
 `fields` (match fields, blocking keys), `comparisons` (the Splink specification), `model`
 (training, the model document), `guards` (hard conflicts), `clustering`, `predict`, `charts`,
-`engine` (the one place a Splink database API is built) and `evaluation` (accuracy metrics
+`engine` (the one place a Splink database API is built); `guard_policy(model, mode)` gives
+the hard-conflict policy the data's evidence supports and `evaluation` (accuracy metrics
 for the benchmark).
 """
 
@@ -21,7 +22,8 @@ from .fields import (
     count_not_blank,
     fields_filled_enough,
 )
-from .model import model_covers, model_meta, read_labels, train_model
+from .guards import GUARD_MODES, GuardPolicy, guard_evidence
+from .model import guard_policy, model_covers, model_meta, read_labels, train_model
 from .predict import (
     LinkageResult,
     empty_edges,
@@ -52,8 +54,10 @@ LINKAGE_COLUMNS: tuple[str, ...] = tuple(
 
 __all__ = [
     "CLUSTER_COLUMNS",
+    "GUARD_MODES",
     "LINKAGE_COLUMNS",
     "MATCH_FIELD_COLUMNS",
+    "GuardPolicy",
     "LinkageResult",
     "LinkageSettings",
     "available_fields",
@@ -61,6 +65,8 @@ __all__ = [
     "count_not_blank",
     "empty_edges",
     "fields_filled_enough",
+    "guard_evidence",
+    "guard_policy",
     "link_and_dedupe",
     "model_covers",
     "model_meta",

@@ -1,7 +1,7 @@
 """Records -> clusters, from scored edges, with the hard-conflict guards.
 
 1. Edges at or above the threshold are accepted, except those whose two records conflict
-   (`guards.pair_conflicts`): a veto.
+   under the guard policy (`guards.pair_conflicts`, `GuardPolicy`): a veto.
 2. Connected components of the accepted edges.
 3. Chaining guard: a component in which any two records conflict (a family joined through a
    record that has no first name or date of birth, say) is rebuilt greedily: its edges are
@@ -19,7 +19,14 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .guards import CONFLICT_DOB, CONFLICT_FIRST_NAME, NodeAttributes, pair_conflicts
+from .guards import (
+    CONFLICT_DOB,
+    CONFLICT_FIRST_NAME,
+    STRICT,
+    GuardPolicy,
+    NodeAttributes,
+    pair_conflicts,
+)
 
 __all__ = ["CLUSTER_COLUMNS", "cluster_edges", "cluster_with_metrics"]
 
@@ -35,8 +42,18 @@ _FULL_CHECK_MAX = 2000
 AMBIGUITY_MARGIN = 4.0
 
 
+def _policy(guards: bool | GuardPolicy) -> GuardPolicy:
+    if isinstance(guards, GuardPolicy):
+        return guards
+    return STRICT if guards else GuardPolicy("off")
+
+
 def cluster_edges(
-    nodes: pd.DataFrame, edges: pd.DataFrame, threshold: float, *, guards: bool = True
+    nodes: pd.DataFrame,
+    edges: pd.DataFrame,
+    threshold: float,
+    *,
+    guards: bool | GuardPolicy = True,
 ) -> pd.DataFrame:
     """Cluster records from stored edges: one row per node.
 
@@ -49,6 +66,8 @@ def cluster_edges(
     match_probability`: `cluster_key` is the smallest unique_id in the cluster (not stable
     across nights), `match_probability` the probability of the record's strongest link kept
     inside its cluster, 1.0 for a record alone. Figures are in `.attrs["metrics"]`.
+    `guards` is a `GuardPolicy` (`guard_policy(model, mode)` gives the model's), True for the
+    strict policy or False for none.
     """
     clusters, metrics = cluster_with_metrics(nodes, edges, threshold, guards=guards)
     clusters.attrs["metrics"] = metrics
@@ -56,9 +75,15 @@ def cluster_edges(
 
 
 def cluster_with_metrics(
-    nodes: pd.DataFrame, edges: pd.DataFrame, threshold: float, *, guards: bool = True
+    nodes: pd.DataFrame,
+    edges: pd.DataFrame,
+    threshold: float,
+    *,
+    guards: bool | GuardPolicy = True,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """`cluster_edges`, returning the figures (vetoed edges, split clusters…) separately."""
+    policy = _policy(guards)
+    guards = policy.active
     if "unique_id" not in nodes.columns:
         raise ValueError("nodes: column 'unique_id' is missing")
     for col in ("unique_id_l", "unique_id_r", "match_probability"):
@@ -113,7 +138,7 @@ def cluster_with_metrics(
 
     attrs = NodeAttributes(nodes) if guards else None
     if guards and len(acc):
-        flags = pair_conflicts(attrs, acc["a"].to_numpy(), acc["b"].to_numpy())
+        flags = pair_conflicts(attrs, acc["a"].to_numpy(), acc["b"].to_numpy(), policy)
         metrics["vetoed_edges"] = int((flags != 0).sum())
         metrics["vetoed_dob"] = int(((flags & CONFLICT_DOB) != 0).sum())
         metrics["vetoed_first_name"] = int(((flags & CONFLICT_FIRST_NAME) != 0).sum())
@@ -124,7 +149,7 @@ def cluster_with_metrics(
     labels = _components(n, acc["a"].to_numpy(), acc["b"].to_numpy())
     split = isolated = 0
     if guards and len(acc):
-        labels, split, isolated = _split_conflicted(labels, acc, attrs)
+        labels, split, isolated = _split_conflicted(labels, acc, attrs, policy)
     metrics["split_clusters"] = split
     metrics["isolated_ambiguous"] = isolated
 
@@ -180,7 +205,7 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _split_conflicted(
-    labels: np.ndarray, acc: pd.DataFrame, attrs: NodeAttributes
+    labels: np.ndarray, acc: pd.DataFrame, attrs: NodeAttributes, policy: GuardPolicy
 ) -> tuple[np.ndarray, int, int]:
     """Rebuild every component that holds a conflicting pair.
 
@@ -201,7 +226,9 @@ def _split_conflicted(
     known: set[tuple[int, int]] = set()
     conflicted: set[int] = set()
     if len(pairs):
-        flags = pair_conflicts(attrs, pairs["node_a"].to_numpy(), pairs["node_b"].to_numpy())
+        flags = pair_conflicts(
+            attrs, pairs["node_a"].to_numpy(), pairs["node_b"].to_numpy(), policy
+        )
         hit = flags != 0
         conflicted = set(pairs["comp"].to_numpy()[hit].tolist())
         known = set(
@@ -229,7 +256,7 @@ def _split_conflicted(
     for comp, group in sub.groupby("comp", sort=True):
         nodes = order[bounds[comp] : bounds[comp + 1]].tolist()
         if comp in huge:
-            conflict = _vector_conflict(attrs)
+            conflict = _vector_conflict(attrs, policy)
         else:
             conflict = _lookup_conflict(known)
         a, b, w = group["a"].tolist(), group["b"].tolist(), group["w"].tolist()
@@ -253,11 +280,11 @@ def _lookup_conflict(known: set[tuple[int, int]]):
     return conflict
 
 
-def _vector_conflict(attrs: NodeAttributes):
+def _vector_conflict(attrs: NodeAttributes, policy: GuardPolicy):
     def conflict(xs: list[int], ys: list[int]) -> bool:
         left = np.repeat(np.asarray(xs), len(ys))
         right = np.tile(np.asarray(ys), len(xs))
-        return bool(pair_conflicts(attrs, left, right).any())
+        return bool(pair_conflicts(attrs, left, right, policy).any())
 
     return conflict
 

@@ -18,6 +18,7 @@ from splink.comparison_library import CustomComparison
 
 __all__ = [
     "COUNTED_COLUMNS",
+    "DOB_DIFFERENT_LABEL",
     "DOB_DIFFERENT_M",
     "build_settings",
     "comparison_for",
@@ -26,10 +27,12 @@ __all__ = [
     "em_rules_for",
 ]
 
-#: m probability of "both dates of birth present and different beyond a typo". Fixed rather
-#: than learnt: EM on data full of twins and namesakes otherwise learns that such a
-#: disagreement is weak evidence, and families merge.
+#: Lowest m probability of "both dates of birth present and different beyond a typo". The
+#: level's m is counted at training time (`guards.guard_evidence`: the share of pairs agreeing
+#: on name and address whose birth dates differ) and fixed during EM: EM on data full of twins
+#: and namesakes otherwise learns that such a disagreement is weak evidence, and families merge.
 DOB_DIFFERENT_M = 0.005
+DOB_DIFFERENT_LABEL = "different beyond a typo"
 
 #: Columns whose value frequency (records holding the value) goes into the frame as
 #: `<column>_count`, for the widely-shared levels below.
@@ -136,7 +139,7 @@ def _dob() -> CustomComparison:
         cll.ElseLevel().configure(
             m_probability=DOB_DIFFERENT_M,
             fix_m_probability=True,
-            label_for_charts="different beyond a typo",
+            label_for_charts=DOB_DIFFERENT_LABEL,
         ),
     ]
     return CustomComparison(
@@ -203,12 +206,20 @@ def _address() -> CustomComparison:
     )
 
 
-def _address_in_area(area: str) -> CustomComparison:
+def _address_in_area(area: str, with_city: bool = False) -> CustomComparison:
     """Street line and postcode (or city) as ONE comparison: a postcode adds nothing once the
     street line agrees, and scoring both would count one home twice (the classic way a
-    father and son of one name at one address end up merged)."""
+    father and son of one name at one address end up merged).
+
+    A postcode mistyped by one character (or, when the city is known too, differing while
+    street line and city agree) is still the same home: a level of its own, learnt like the
+    others, so one wrong digit does not turn the strongest evidence a pair has into a penalty.
+    """
     area_name = "postcode" if area == "postcode_std" else "city"
     area_ok = f"({area}_l = {area}_r OR {area}_l IS NULL OR {area}_r IS NULL)"
+    same_place: Any = _typo_level(area, 2, 2) if area == "postcode_std" else None
+    if same_place is not None and with_city:
+        same_place = cll.Or(same_place, cll.ExactMatchLevel("city_std"))
     levels = [
         cll.CustomLevel(
             "(address_std_l IS NULL OR address_std_r IS NULL) "
@@ -223,6 +234,15 @@ def _address_in_area(area: str) -> CustomComparison:
         cll.And(cll.JaroWinklerLevel("address_std", 0.9), cll.ExactMatchLevel(area)).configure(
             m_probability=0.08, label_for_charts=f"street line alike, same {area_name}"
         ),
+    ]
+    if same_place is not None:
+        place = "postcode one typo" + (" or same city" if with_city else "")
+        levels.append(
+            cll.And(cll.JaroWinklerLevel("address_std", 0.9), same_place).configure(
+                m_probability=0.04, label_for_charts=f"street line alike, {place}"
+            )
+        )
+    levels += [
         cll.ExactMatchLevel(area).configure(
             tf_adjustment_column=area,
             m_probability=0.05,
@@ -263,7 +283,10 @@ def comparison_plan(fields: Sequence[str]) -> list[tuple[str, frozenset[str]]]:
             plan.append((field, frozenset({field})))
     if "address" in f:
         area = "postcode" if "postcode" in f else ("city" if "city" in f else None)
-        plan.append(("address", frozenset({"address", area} - {None})))
+        reads = {"address", area} - {None}
+        if area == "postcode" and "city" in f:
+            reads.add("city")  # a mistyped postcode is excused by the same city
+        plan.append(("address", frozenset(reads)))
     elif "postcode" in f:
         plan.append(("postcode", frozenset({"postcode"})))
     elif "city" in f:
@@ -276,7 +299,7 @@ def comparison_for(name: str, fields: Sequence[str]) -> CustomComparison:
     f = set(fields)
     if name == "address":
         if "postcode" in f:
-            return _address_in_area("postcode_std")
+            return _address_in_area("postcode_std", with_city="city" in f)
         if "city" in f:
             return _address_in_area("city_std")
         return _address()

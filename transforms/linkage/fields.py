@@ -115,7 +115,7 @@ def blocking_keys_for(fields: Iterable[str]) -> dict[str, tuple[str, ...]]:
             keys["bk_first_dob"] = ("first_name_std", "dob")
         if "postcode" in f:
             keys["bk_postcode_dob"] = ("postcode_std", "dob")
-        elif "city" in f:
+        if "city" in f:
             keys["bk_city_dob"] = ("city_std", "dob")
     if "postcode" in f:
         if "last_name" in f:
@@ -124,8 +124,14 @@ def blocking_keys_for(fields: Iterable[str]) -> dict[str, tuple[str, ...]]:
             keys["bk_postcode_first"] = ("postcode_std", "first_name_std")
         if "address" in f:
             keys["bk_address_postcode"] = ("address_std", "postcode_std")
-    elif "address" in f:
+    if "address" in f:
+        # The street line alone: a home whose postcode is mistyped or missing.
         keys["bk_address"] = ("address_std",)
+    if "city" in f:
+        if "first_name" in f:
+            keys["bk_city_first"] = ("city_std", "first_name_std")
+        if "last_name" in f:
+            keys["bk_city_last"] = ("city_std", "last_name_std")
     if not keys:
         # A single weak field (e.g. only a city): exact agreement on it is all there is.
         for field in f:

@@ -23,6 +23,8 @@ from splink import Linker, block_on
 from splink.internals.exceptions import EMTrainingException
 
 from .comparisons import (
+    DOB_DIFFERENT_LABEL,
+    DOB_DIFFERENT_M,
     build_settings,
     comparison_plan,
     deterministic_rules_for,
@@ -30,6 +32,7 @@ from .comparisons import (
 )
 from .engine import make_db_api
 from .fields import MATCH_FIELDS, available_fields, blocking_keys_for, prepare_frame
+from .guards import MIN_EVIDENCE_PAIRS, GuardPolicy, guard_evidence
 from .settings import LinkageSettings
 from .u_estimation import _non_null_levels, estimate_u_from_non_matches
 
@@ -37,6 +40,7 @@ __all__ = [
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
     "LabelsError",
+    "guard_policy",
     "model_covers",
     "model_meta",
     "read_labels",
@@ -48,7 +52,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "scv-linkage-model"
 #: Bump when the comparisons, blocking keys or guards change meaning: older models retrain.
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
 
 #: Share of true matches the deterministic rules are assumed to find, for the prior
 #: probability that two random records match (Splink's direct estimation method).
@@ -109,6 +113,18 @@ def splink_settings(model: dict[str, Any]) -> dict[str, Any] | None:
     return copy.deepcopy({k: v for k, v in model.items() if k != "scv"})
 
 
+def guard_policy(model: dict[str, Any] | None, mode: str) -> GuardPolicy:
+    """The hard-conflict policy for `mode` ('adaptive', 'strict', 'off') with this model's
+    guard evidence (what share of look-alike pairs disagree on first name / date of birth)."""
+    evidence = None
+    if model:
+        try:
+            evidence = model_meta(model).get("guards")
+        except ValueError:
+            evidence = None
+    return GuardPolicy.from_evidence(mode, evidence)
+
+
 def model_covers(model: dict[str, Any] | None, fields: Sequence[str]) -> bool:
     """Whether `model` was trained for exactly these match fields (and this model format).
 
@@ -161,6 +177,8 @@ def train_model(
     spec = build_settings(fields, keys)
     dialect = "spark" if settings.engine == "spark" else "duckdb"
     spec_dict = spec.create_settings_dict(dialect)
+    # Counted before anything else: the guards and the birth-date disagreement's m read it.
+    evidence = guard_evidence(persons)
     meta: dict[str, Any] = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
@@ -170,7 +188,9 @@ def train_model(
         "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
         "settings": settings.training_key(),
         "training": {"records": len(persons)},
+        "guards": evidence,
     }
+    _set_dob_disagreement_m(spec_dict, evidence.get("dob"))
     if not comparison_plan(fields) or len(persons) < 2:
         # Nothing to compare on: every record will be its own customer.
         return {"scv": meta}
@@ -223,6 +243,22 @@ def train_model(
         "parameters": parameters_table(splink_model),
     }
     return {**splink_model, "scv": meta}
+
+
+def _set_dob_disagreement_m(spec_dict: dict[str, Any], ev: dict[str, Any] | None) -> None:
+    """m of "dates of birth differ beyond a typo" from the counted evidence (the share of
+    look-alike pairs whose birth dates differ), never below `DOB_DIFFERENT_M`. It stays fixed
+    during EM, which would otherwise count twins and namesakes as matches."""
+    share = (ev or {}).get("share")
+    if share is None or (ev or {}).get("pairs", 0) < MIN_EVIDENCE_PAIRS:
+        return
+    m = min(max(float(share), DOB_DIFFERENT_M), 0.5)
+    for comp in spec_dict.get("comparisons", []):
+        if comp.get("output_column_name") != "dob":
+            continue
+        for level in comp["comparison_levels"]:
+            if level.get("label_for_charts") == DOB_DIFFERENT_LABEL:
+                level["m_probability"] = m
 
 
 def _estimate_prior(linker: Linker, fields: list[str]) -> dict[str, Any]:

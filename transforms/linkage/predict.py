@@ -13,7 +13,7 @@ from splink import Linker
 from .clustering import CLUSTER_COLUMNS, cluster_with_metrics
 from .engine import make_db_api
 from .fields import GUARD_COLUMNS, prepare_frame
-from .model import model_meta, splink_settings
+from .model import guard_policy, model_meta, splink_settings
 from .settings import LinkageSettings
 
 __all__ = [
@@ -128,7 +128,7 @@ def link_and_dedupe(
 
     t0 = time.perf_counter()
     clusters, cm = cluster_with_metrics(
-        _nodes(persons), edges, settings.threshold, guards=settings.guards
+        _nodes(persons), edges, settings.threshold, guards=guard_policy(model, settings.guards)
     )
     seconds["cluster"] = time.perf_counter() - t0
     metrics.update({k: v for k, v in cm.items() if k not in ("records", "edges")})

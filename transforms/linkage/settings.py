@@ -31,8 +31,10 @@ class LinkageSettings:
     probability that accepts a link; `u_max_pairs` / `em_max_pairs` size the random-sampling and
     EM training passes; `seed` makes the u sampling reproducible; `labels` is an optional CSV of
     clerical labels (`unique_id_l, unique_id_r, is_match`) used to estimate m instead of EM.
-    `guards` switches the hard-conflict vetoes and cluster splitting (on in production; off only
-    to measure what they buy). `threads` caps DuckDB's worker threads; `memory_limit` caps its
+    `guards` is the hard-conflict policy (`guards.GuardPolicy`): 'adaptive' (default: a
+    disagreement vetoes when the trained model's evidence shows true matches rarely disagree on
+    that field), 'strict' (every conflict vetoes) or 'off' (the score alone; to measure what
+    the guards buy). True / False are read as 'strict' / 'off'. `threads` caps DuckDB's worker threads; `memory_limit` caps its
     memory (DuckDB spills intermediate results to `temp_directory`, or its default beside the
     database, beyond it; None keeps DuckDB's default of 80% of RAM).
     """
@@ -44,12 +46,18 @@ class LinkageSettings:
     seed: int = 42
     labels: Path | None = None
     edge_floor: float = EDGE_FLOOR
-    guards: bool = True
+    guards: str = "adaptive"
     threads: int = 2
     memory_limit: str | None = None
     temp_directory: Path | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.guards, bool):
+            object.__setattr__(self, "guards", "strict" if self.guards else "off")
+        if self.guards not in ("adaptive", "strict", "off"):
+            raise ValueError(
+                f"linkage.guards: must be 'adaptive', 'strict' or 'off', got {self.guards!r}"
+            )
         if self.engine not in ("duckdb", "spark"):
             raise ValueError(f"linkage.engine: must be 'duckdb' or 'spark', got {self.engine!r}")
         if not 0 < self.threshold < 1:
@@ -72,6 +80,7 @@ class LinkageSettings:
             "seed": cfg.seed,
             "labels": cfg.labels,
             "memory_limit": cfg.memory_limit,
+            "guards": cfg.guards,
         }
         values.update(overrides)
         return cls(**values)
