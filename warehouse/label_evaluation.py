@@ -8,7 +8,6 @@ The staging file is only attached read-only here.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from warehouse.report import write_text_atomically
 from warehouse.schema import SCHEMA
 from warehouse.store import Warehouse, fetch_frame, relation_names
 
@@ -94,19 +94,7 @@ def write_evaluation_page(reports_dir: Path, page: str, at: datetime | None = No
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     stem = Path(EVALUATION_PAGE).stem
-    _atomic_write(reports_dir / f"{stem}-{at:%Y%m%dT%H%M%SZ}.html", page)
+    write_text_atomically(reports_dir / f"{stem}-{at:%Y%m%dT%H%M%SZ}.html", page)
     latest = reports_dir / EVALUATION_PAGE
-    _atomic_write(latest, page)
+    write_text_atomically(latest, page)
     return latest
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

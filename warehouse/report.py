@@ -35,6 +35,7 @@ __all__ = [
     "load_previous_summary",
     "render_run_report",
     "write_run_report",
+    "write_text_atomically",
 ]
 
 log = logging.getLogger(__name__)
@@ -636,7 +637,8 @@ def build_run_report(
 
 
 # ------------------------------------------------------------------------------- files
-def _atomic_write(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a reader sees the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -657,10 +659,10 @@ def write_run_report(html: str, summary: dict, reports_dir: Path, run_id: str) -
     reports_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary, indent=2, sort_keys=True)
     page = reports_dir / f"{run_id}.html"
-    _atomic_write(page, html)
-    _atomic_write(reports_dir / f"summary-{run_id}.json", text)
-    _atomic_write(reports_dir / "latest-summary.json", text)
-    _atomic_write(reports_dir / "latest.html", html)
+    write_text_atomically(page, html)
+    write_text_atomically(reports_dir / f"summary-{run_id}.json", text)
+    write_text_atomically(reports_dir / "latest-summary.json", text)
+    write_text_atomically(reports_dir / "latest.html", html)
     return page
 
 

@@ -231,6 +231,7 @@ def train_model(
     splink_model = linker.misc.save_model_to_json()
     # A random id of this Python object: it would make two identical trainings differ.
     splink_model.pop("linker_uid", None)
+    _round_parameters(splink_model)
     capped = _sanitise_weights(splink_model, spec_dict, u_info["unseen"])
     meta["training"] = {
         "records": len(persons),
@@ -287,6 +288,22 @@ def _set_u(settings_dict: dict[str, Any], u: dict[tuple[str, int], float]) -> No
             value = u.get((comp["output_column_name"], cvv))
             if value is not None:
                 level["u_probability"] = value
+
+
+#: Significant digits m and u are kept to. EM sums match probabilities in DuckDB's parallel
+#: aggregation, whose order varies between runs: the last bit of an m could differ between two
+#: trainings on the same data, and with it the model document.
+_PARAMETER_DIGITS = 10
+
+
+def _round_parameters(model: dict[str, Any]) -> None:
+    """Round every level's m and u to `_PARAMETER_DIGITS` significant digits (in place)."""
+    for comp in model.get("comparisons", []):
+        for level in comp.get("comparison_levels", []):
+            for key in ("m_probability", "u_probability"):
+                value = level.get(key)
+                if isinstance(value, float) and value:
+                    level[key] = float(f"{value:.{_PARAMETER_DIGITS}g}")
 
 
 def _sanitise_weights(
