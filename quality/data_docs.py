@@ -5,11 +5,17 @@
 per source suite. It is optional and cheap: results are slimmed to GX's SUMMARY shape first (20
 sample failing values, no full row lists), so a million-row night renders in about a second.
 Each build shows that night only; pages from earlier builds are removed.
+
+GX's page templates do not escape every value they show: the sample failing values are put in
+table cells as they are, so a source id `<script>…</script>` ran as script in the page. Every
+sample value is HTML-escaped here before GX renders it (`_escaped`); the values GX passes through
+its string templates (column names, expectation arguments) GX escapes itself.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +26,27 @@ __all__ = ["build_data_docs"]
 SITE_NAME = "scv"
 # Full per-row lists stay in the quarantine table; docs keep the samples GX shows anyway.
 _HEAVY_KEYS = ("unexpected_list", "unexpected_index_list", "unexpected_index_query")
+# Result values GX renders verbatim into HTML table cells: sample values and observed values
+# (e.g. the file's column names) from the data.
+_SAMPLE_KEYS = (
+    "partial_unexpected_list",
+    "partial_unexpected_counts",
+    "partial_unexpected_index_list",
+    "observed_value",
+)
+
+
+def _escaped(value: Any) -> Any:
+    """`value` with every string in it HTML-escaped (lists and dicts walked), others as they are."""
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_escaped(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    return value
 
 
 def _suite_results(results: Iterable[Any]) -> list[Any]:
@@ -41,7 +68,11 @@ def _slim(result: Any, run_id: Any) -> Any:
 
     slim_results = []
     for r in result.results:
-        body = {k: v for k, v in (r.result or {}).items() if k not in _HEAVY_KEYS}
+        body = {
+            k: _escaped(v) if k in _SAMPLE_KEYS else v
+            for k, v in (r.result or {}).items()
+            if k not in _HEAVY_KEYS
+        }
         slim_results.append(
             ExpectationValidationResult(
                 success=r.success,

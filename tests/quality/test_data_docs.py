@@ -31,3 +31,58 @@ def test_build_data_docs_from_outcomes(tmp_path):
     rules_page = next(p for p in pages if "rules" in p.parts).read_text(encoding="utf-8")
     assert "values must be unique" in rules_page
     assert "nightly" in rules_page
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def _script_free(docs) -> list[str]:
+    """Pages of `docs` holding a live `<script>alert` or `<img` from the data."""
+    return [
+        str(p)
+        for p in docs.rglob("*.html")
+        if "<script>alert" in p.read_text(encoding="utf-8")
+        or "<img src=x" in p.read_text(encoding="utf-8")
+    ]
+
+
+def test_data_docs_escape_values_from_the_data(tmp_path):
+    """Issue 19 item 8: a source id `<script>alert(1)</script>` (duplicated, so GX shows it as a
+    failing sample) was written into the Data Docs page as live script. Every value from the
+    data (ids, statuses, currencies, column names) is now shown as text, and no row is lost."""
+    people = tmp_path / "crm.csv"
+    people.write_text(
+        f"id,email\n{HOSTILE},a@x.io\n{HOSTILE},b@x.io\nC3,c@x.io\n", encoding="utf-8"
+    )
+    crm = SourceConfig(name="crm", kind="person", path=people, id="id", columns={"email": "email"})
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,cust,day,total,cur,state,<img src=x onerror=alert(2)>\n"
+        f"O1,C3,2024-05-01,10,<img src=x onerror=alert(3)>,{HOSTILE},x\n"
+        f"O2,C3,2024-05-02,oops {HOSTILE},GBP,completed,y\n",
+        encoding="utf-8",
+    )
+    shop = SourceConfig(
+        name="shop",
+        kind="order",
+        path=orders,
+        id="order_id",
+        person={"source": "crm", "key": "cust"},
+        columns={"order_date": "day", "amount": "total", "currency": "cur", "status": "state"},
+    )
+    outcomes = []
+    for src, extra in (
+        (crm, {}),
+        (shop, {"known_person_ids": {"C3"}, "currency_rates": {"GBP": 1.0}, "previous_columns": ["order_id", "cust"]}),
+    ):
+        raw = read_source(src)
+        outcome = validate_source(raw, to_canonical(raw, src), src, as_of=date(2024, 6, 1), **extra)
+        assert len(outcome.accepted) + len(outcome.quarantine) == len(raw)
+        outcomes.append(outcome)
+
+    docs = tmp_path / "docs"
+    build_data_docs(outcomes, docs, run_name="nightly")
+
+    assert _script_free(docs) == []
+    pages = "".join(p.read_text(encoding="utf-8") for p in docs.rglob("*.html"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages  # shown, as text

@@ -457,3 +457,29 @@ def test_extra_accepts_dagster_metadata_values(night):
     run = text_of(section(html, "run"))
     assert "match rate 50.0%" in run and "model (link withheld)" in run and "2.0 s" in html
     assert s["extra"]["timings"] == {"link": 2.0}
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def _hostile(value):
+    """`value` with every string in it prefixed by a script tag (keys of mappings too)."""
+    if isinstance(value, str):
+        return HOSTILE + value
+    if isinstance(value, list):
+        return [_hostile(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _hostile(v) for k, v in value.items()}
+    return value
+
+
+def test_every_text_in_the_report_is_escaped(night):
+    """Issue 19 item 8: whatever text reaches the run report (source names, rules, segment and
+    stage names, run ids, linkage figures and step names) is shown as text, never as markup."""
+    _, s = build_run_report(night, RUN, AS_OF, None)
+    s = _hostile(s)
+    previous = _hostile(json.loads(json.dumps(s)))
+    extra = {"linkage": {HOSTILE: HOSTILE, "match_rate": 0.5}, "timings": {HOSTILE: 1.5}}
+    html = render_run_report(s, previous, extra)
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
