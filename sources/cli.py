@@ -158,21 +158,35 @@ def print_summary(cfg: Config, run_id: str) -> None:
 
 # ----------------------------------------------------------------------------------- sql
 def cmd_sql(args: argparse.Namespace) -> int:
+    """Read-only SQL on the published warehouse, unqualified names in `scv`: DuckDB's own
+    switches stop file access, and statements other than queries are refused in one line
+    (warehouse/analyst_sql.py)."""
     import duckdb
+
+    from warehouse.analyst_sql import (
+        ReadOnlyRefusal,
+        check_read_only,
+        connect_read_only,
+        one_line_error,
+        refusal,
+    )
 
     cfg = load_config(args.config)
     if not cfg.warehouse.exists():
         raise CliError(f"{cfg.warehouse}: no warehouse yet (run `scv run` first)")
-    con = duckdb.connect(str(cfg.warehouse), read_only=True)
-    try:
-        rel = con.sql(args.query)
-        if rel is None:
-            return 0
-        rel.show(max_rows=args.max_rows, max_width=10_000)
-    except duckdb.Error as exc:
-        raise CliError(f"sql: {str(exc).splitlines()[0]}") from None
-    finally:
-        con.close()
+    with connect_read_only(cfg.warehouse) as con:
+        try:
+            check_read_only(con, args.query)
+            rel = con.sql(args.query)
+            if rel is None:
+                return 0
+            rel.show(max_rows=args.max_rows, max_width=10_000)
+        except ReadOnlyRefusal as exc:
+            raise CliError(str(exc)) from None
+        except duckdb.PermissionException as exc:  # a file outside the warehouse
+            raise CliError(f"{refusal('file access')} ({one_line_error(exc)})") from None
+        except duckdb.Error as exc:
+            raise CliError(one_line_error(exc)) from None
     return 0
 
 
