@@ -44,6 +44,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sources.config import CANONICAL_FIELDS, KINDS_WITH_ATTRIBUTES, SourceConfig
+from sources.encoding import find_mojibake
 
 __all__ = [
     "ROW_NUMBER",
@@ -354,6 +355,8 @@ def _decode_error(src: SourceConfig, path: Path, data: bytes, exc: UnicodeDecode
     hint = (
         "; if the file comes from Excel or Windows set `encoding: cp1252` (or latin-1)"
         if _is_utf8(src.encoding)
+        else "; the file is likely utf-8: set `encoding: utf-8`"
+        if _valid_utf8(data)
         else ""
     )
     raise SourceReadError(
@@ -376,10 +379,23 @@ def _decode(src: SourceConfig, path: Path, data: bytes) -> str:
     else:
         encoding = src.encoding
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         _decode_error(src, path, data, exc)
         raise  # unreachable: _decode_error always raises
+    # Decoded without error is not decoded right: UTF-8 read as latin-1 gives "ZoÃ«".
+    found = find_mojibake(data, encoding)
+    if found is not None:
+        raise SourceReadError(src.name, path, found.message(src.encoding), line=found.first_line)
+    return text
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
