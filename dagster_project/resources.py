@@ -39,7 +39,8 @@ class WarehouseResource(dg.ConfigurableResource):
         """A run holds the warehouse's lock from start to end (the executor is in-process, so
         this is once per run): a second night, or `scv forget`, started meanwhile stops with
         a clear message instead of mixing its writes with this one's."""
-        lock = self.store.exclusive(f"Dagster run {context.run_id}")
+        run = context.dagster_run
+        lock = self.store.exclusive(run_holder(context.run_id, run.tags if run else {}))
         try:
             lock.__enter__()
         except WarehouseBusy as exc:
@@ -50,6 +51,22 @@ class WarehouseResource(dg.ConfigurableResource):
         if self._lock is not None:
             self._lock.__exit__(None, None, None)
             self._lock = None
+
+
+def run_holder(run_id: str | None, tags: dict[str, str]) -> str:
+    """What the lock file says holds the warehouse during a run: the run and what started it,
+    so that a second night or `scv forget` can say who to wait for."""
+    if tags.get("scv/trigger") == "cli":
+        origin = "started by `scv run`"
+    elif tags.get("dagster/schedule_name"):
+        origin = f"started by schedule {tags['dagster/schedule_name']}"
+    elif tags.get("dagster/sensor_name"):
+        origin = f"started by sensor {tags['dagster/sensor_name']}"
+    elif tags.get("dagster/backfill"):
+        origin = f"of backfill {tags['dagster/backfill']}"
+    else:  # the UI's Materialize / Launch run, or Python
+        return f"Dagster run {run_id}"
+    return f"Dagster run {run_id} {origin}"
 
 
 def build_resources(cfg: Config) -> dict[str, dg.ConfigurableResource]:

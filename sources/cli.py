@@ -60,6 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     as_of = _as_of(args.as_of)
     if as_of < cfg.start_date:
         raise CliError(f"--as-of {as_of} is before start_date {cfg.start_date} in {cfg.config_path}")
+    preflight(cfg)
     prepare_dagster_home(cfg)
     os.environ["SCV_CONFIG"] = str(cfg.config_path)
 
@@ -85,6 +86,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def preflight(cfg: Config) -> None:
+    """What can be known before Dagster starts a run, said in one line: a source file or
+    database table that cannot be read (sources/preflight.py), or a night or an erasure holding
+    the warehouse (its lock names it)."""
+    from sources.preflight import check_inputs
+    from warehouse.store import Warehouse, WarehouseBusy
+
+    check_inputs(cfg)
+    try:
+        Warehouse(cfg.warehouse, cfg.staging_warehouse, cfg.exports).check_free()
+    except WarehouseBusy as exc:
+        night = "another night is running: " if exc.holder.startswith("Dagster run") else ""
+        raise CliError(f"not started, {night}{exc}") from None
+
+
 def first_failure(result) -> str:
     """One line saying what stopped the run: the failing step and its message."""
     import dagster as dg
@@ -106,6 +122,19 @@ def first_failure(result) -> str:
             for prefix in ("dagster._core.definitions.events.Failure: ", "Failure: "):
                 text = text.removeprefix(prefix)
             return f"{event.step_key}: {text}"
+    for event in result.all_events:
+        # A resource that could not start (the warehouse's lock held by another night, taken
+        # between `preflight` and the run) fails the run before any step.
+        if event.event_type == dg.DagsterEventType.RESOURCE_INIT_FAILURE:
+            err = event.event_specific_data.error
+            while err is not None and err.cause is not None:
+                err = err.cause
+            msg = ((err.message if err is not None else "") or "").strip().splitlines()
+            if msg:
+                text = msg[0]
+                for prefix in ("dagster._core.definitions.events.Failure: ", "Failure: "):
+                    text = text.removeprefix(prefix)
+                return f"not started: {text}"
     return "run failed (see the Dagster UI for the run's logs)"
 
 

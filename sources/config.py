@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,6 +136,14 @@ class SourceConfig(_Model):
         if not re.fullmatch(r"[A-Za-z]{2}", v):
             raise ValueError(f"must be a 2-letter ISO 3166 code, got {v!r}")
         return v.upper()
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_format(cls, v: str | None) -> str | None:
+        problem = date_format_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("delimiter")
     @classmethod
@@ -371,6 +379,90 @@ def _format_error(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+#: The moment a `date_format` must write and read back (day > 12, so day and month cannot swap
+#: unnoticed; aware, so %z and %Z have something to write).
+_SAMPLE_MOMENT = datetime(2001, 11, 23, 14, 15, 16, tzinfo=UTC)
+
+
+def date_format_problem(fmt: str) -> str | None:
+    """Why the strftime pattern `fmt` cannot serve as a source's `date_format`, or None when it
+    can: 23 November 2001 written with it must read back, with pandas as the pipeline reads
+    dates (quality/validate.py, transforms/standardise/dates.py), as that same day."""
+    if "%" not in fmt:
+        return f"{fmt!r} has no strftime directive; write the pattern with them, e.g. '%d/%m/%Y'"
+    import pandas as pd
+
+    try:
+        written = _SAMPLE_MOMENT.strftime(fmt)
+        read = pd.to_datetime(pd.Series([written]), format=fmt, errors="raise", utc=True).iloc[0]
+    except (ValueError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{fmt!r} is not a usable strftime pattern: {reason}"
+    if read.date() != _SAMPLE_MOMENT.date():
+        return (
+            f"{fmt!r} cannot hold a whole date: 23 November 2001 written with it is {written!r}, "
+            f"read back as {read.date().isoformat()}; it needs the day, month and year "
+            "(e.g. '%d/%m/%Y')"
+        )
+    return None
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader; `read_yaml` also refuses duplicate keys, which PyYAML would let
+    the last one win silently (a second `crm:` replacing the first source)."""
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in `path`. Raises yaml.YAMLError (with its line and column, see
+    `yaml_problem`) for invalid YAML and for a key given twice in one mapping."""
+    text = path.read_text(encoding="utf-8")
+    _refuse_duplicate_keys(yaml.compose(text, Loader=_ConfigLoader))
+    return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader: no arbitrary objects
+
+
+def _refuse_duplicate_keys(root: yaml.Node | None) -> None:
+    seen_nodes: set[int] = set()
+    todo = [root] if root is not None else []
+    while todo:
+        node = todo.pop()
+        if id(node) in seen_nodes:  # an alias shares its anchor's node
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], yaml.Mark] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    where = first.setdefault((key.tag, key.value), key.start_mark)
+                    if where is not key.start_mark:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"duplicate key {key.value!r} (first given at line {where.line + 1}, "
+                            f"column {where.column + 1})",
+                            key.start_mark,
+                        )
+                todo.extend((key, value))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line with its line and column (1-based), e.g. `line 7, column 5:
+    not valid YAML: mapping values are not allowed here`."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return f"not valid YAML: {' '.join(str(exc).split())}"
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = " ".join((exc.problem or exc.context or "invalid").split())
+    context = ""
+    if exc.context and exc.problem:
+        context = f" ({' '.join(exc.context.split())}"
+        if exc.context_mark is not None and exc.context_mark is not mark:
+            context += f" from line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        context += ")"
+    return f"{where}not valid YAML: {problem}{context}"
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read, validate and resolve a config file. Raises ConfigError naming file, key and problem."""
     path = Path(path) if path else default_config_path()
@@ -380,9 +472,16 @@ def load_config(path: str | Path | None = None) -> Config:
             "or pass --config / set SCV_CONFIG)"
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: {yaml_problem(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start:,} is {exc.object[exc.start]:#04x}): "
+            "save the config as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: (top level): expected a mapping of settings")
     raw = dict(raw)

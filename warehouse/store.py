@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -311,7 +313,24 @@ def empty_frame(name: str) -> pd.DataFrame:
 
 
 class WarehouseBusy(RuntimeError):
-    """Another night (or an erasure) holds the warehouse's lock."""
+    """Another night (or an erasure) holds the warehouse's lock. `holder` is what the lock file
+    says (`<what>, pid <n>, since <time>`), `pid` the holding process when it says so."""
+
+    def __init__(self, lock_path: Path, holder: str) -> None:
+        self.lock_path = lock_path
+        self.holder = holder
+        found = re.search(r"\bpid (\d+)", holder)
+        self.pid = int(found.group(1)) if found else None
+        stop = f"; if it hangs, `kill {self.pid}` stops it and frees the lock" if self.pid else ""
+        super().__init__(
+            f"the warehouse is busy ({holder}): wait for it to finish, then try again "
+            f"(lock {lock_path}{stop})"
+        )
+
+
+#: How long taking the lock keeps trying before it reports the holder: long enough to let a
+#: `Warehouse.check_free` probe (a shared lock held for a moment) go by, short for a person.
+_LOCK_GRACE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -339,20 +358,41 @@ class Warehouse:
         path = self.lock_path
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+", encoding="utf-8") as fh:  # closing it releases the lock
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                who = fh.read().strip() or "another process"
-                raise WarehouseBusy(
-                    f"{path}: the warehouse is busy ({who}); try again when that has finished"
-                ) from None
+            deadline = time.monotonic() + _LOCK_GRACE_SECONDS
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise self._busy(fh) from None
+                    time.sleep(0.05)
             fh.seek(0)
             fh.truncate()
             since = datetime.now(timezone.utc).isoformat(timespec="seconds")
             fh.write(f"{holder}, pid {os.getpid()}, since {since}\n")
             fh.flush()
             yield
+
+    def check_free(self) -> None:
+        """Raise WarehouseBusy, naming the holder, when a night or an erasure holds the lock
+        now; change nothing otherwise (no lock file is written). For a command to say so before
+        it starts anything (`scv run` before Dagster creates a run)."""
+        import fcntl
+
+        path = self.lock_path
+        if not path.exists():
+            return
+        with open(path, encoding="utf-8") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise self._busy(fh) from None
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _busy(self, fh: Any) -> WarehouseBusy:
+        fh.seek(0)
+        return WarehouseBusy(self.lock_path, fh.read().strip() or "another process")
 
     @property
     def build(self) -> Path:
