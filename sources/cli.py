@@ -400,6 +400,30 @@ def _few(ids: list[str], n: int = 5) -> str:
     return shown + (f", … {len(ids) - n:,} more" if len(ids) > n else "")
 
 
+# ----------------------------------------------------------------------------------- link
+def cmd_link(args: argparse.Namespace) -> int:
+    """Append a steward's must-link / cannot-link to the overrides file; it applies from the
+    next night on, over every re-link and retraining."""
+    import getpass
+
+    from transforms.linkage.overrides import OverrideError, append_override
+
+    cfg = load_config(args.config)
+    decision, pair = ("must", args.must) if args.must else ("cannot", args.cannot)
+    who = args.who or os.environ.get("SCV_STEWARD") or getpass.getuser()
+    try:
+        row = append_override(
+            cfg.linkage.overrides, decision, pair[0], pair[1], who=who, why=args.reason or ""
+        )
+    except OverrideError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"{decision}-link {row['record_a']} / {row['record_b']} recorded in "
+        f"{cfg.linkage.overrides} by {who}; it applies from the next night (`scv run`)"
+    )
+    return 0
+
+
 # ----------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scv", description="Single customer view warehouse.")
@@ -435,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV of unique_id_l, unique_id_r, is_match (ids as SOURCE:SOURCE_RECORD_ID)",
     )
     e.set_defaults(func=cmd_evaluate)
+
+    lk = add("link", "a steward's override: two records are (--must) or are not (--cannot) one person")
+    which = lk.add_mutually_exclusive_group(required=True)
+    which.add_argument("--must", nargs=2, metavar=("RECORD", "RECORD"), help="SOURCE:SOURCE_RECORD_ID twice")
+    which.add_argument("--cannot", nargs=2, metavar=("RECORD", "RECORD"), help="SOURCE:SOURCE_RECORD_ID twice")
+    lk.add_argument("--reason", help="why (kept with the decision)")
+    lk.add_argument("--who", help="who decided (default: $SCV_STEWARD, else the login name)")
+    lk.set_defaults(func=cmd_link)
 
     try:
         from sources import privacy_cli

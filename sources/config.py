@@ -201,6 +201,13 @@ class LinkageConfig(_Model):
     )
     model_dir: Path = Path("models")
     labels: Path | None = None
+    overrides: Path = Field(
+        Path("overrides.csv"),
+        description="a steward's must-link / cannot-link decisions (CSV, relative to the config)",
+    )
+    overrides_as_labels: bool = Field(
+        False, description="train the model's m from the overrides as labels, too"
+    )
     u_max_pairs: float = 1e7
     em_max_pairs: float = 5e6
     seed: int = 42
@@ -338,6 +345,11 @@ class Config(_Model):
     @property
     def quality_dir(self) -> Path:
         return self.data_dir / "quality"
+
+    @property
+    def private_dir(self) -> Path:
+        """Pages holding personal data for the people allowed to see it (owner-only)."""
+        return self.data_dir / "private"
 
     @property
     def reports_dir(self) -> Path:
@@ -509,6 +521,7 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
         update={
             "model_dir": _resolve(data_dir, cfg.linkage.model_dir),
             "labels": _resolve(base, cfg.linkage.labels),
+            "overrides": _resolve(base, cfg.linkage.overrides),
         }
     )
     return cfg.model_copy(

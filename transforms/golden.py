@@ -79,6 +79,7 @@ HISTORY_COLUMNS = [
     "new_customer_id",
     "change",
     "records_moved",
+    "reason",
 ]
 CUSTOMER_COLUMNS = [
     "customer_id",
@@ -340,6 +341,8 @@ records whose clusters it decided again, with every other id in use here), never
                 object
             ),
             "records_moved": moved["n"].to_numpy(dtype=np.int32),
+            # The steward's overrides are named by the caller (`linkage.explain_history`).
+            "reason": np.full(len(moved), "linkage", dtype=object),
         }
     )
     if len(history):

@@ -193,6 +193,55 @@ def _gather(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date) -> dict[st
             changes[str(change)] = int(n)
             moved[str(change)] = int(m)
 
+    stewardship: dict[str, Any] = {"review_queue": 0, "by_reason": {}}
+    if has("review_queue"):
+        by_reason = {
+            str(r): int(n)
+            for r, n in _rows(
+                con, "SELECT reason, count(*) FROM scv.review_queue GROUP BY 1 ORDER BY 2 DESC, 1"
+            )
+        }
+        stewardship = {"review_queue": sum(by_reason.values()), "by_reason": by_reason}
+    state = _rows(
+        con,
+        "SELECT * FROM duckdb_tables() WHERE schema_name = 'stage' AND table_name = 'linkage_state'",
+    )
+    if state:
+        cols = {
+            r[0]
+            for r in _rows(
+                con,
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'stage' "
+                "AND table_name = 'linkage_state'",
+            )
+        }
+        if {"overrides_must", "overrides_cannot", "overrides_stale"} <= cols:
+            must, cannot, stale = _rows(
+                con,
+                "SELECT overrides_must, overrides_cannot, overrides_stale FROM stage.linkage_state",
+            )[0]
+            stewardship.update(
+                overrides_must=int(must), overrides_cannot=int(cannot), overrides_stale=int(stale)
+            )
+    history_cols = {
+        r[0]
+        for r in _rows(
+            con,
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'scv' "
+            "AND table_name = 'customer_id_history'",
+        )
+    }
+    if "reason" in history_cols and history_run_at is not None:
+        stewardship["changes_by_overrides"] = int(
+            _scalar(
+                con,
+                "SELECT count(*) FROM scv.customer_id_history "
+                "WHERE run_at = ? AND reason <> 'linkage'",
+                [history_run_at],
+            )
+            or 0
+        )
+
     segments: dict[str, int] = {}
     if has("rfm"):
         segments = {
@@ -248,6 +297,7 @@ def _gather(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date) -> dict[st
             "records_moved_by_splits": moved.get("split", 0),
             "other": {k: v for k, v in changes.items() if k not in ("merge", "split")},
         },
+        "stewardship": stewardship,
         "rfm_segments": [{"segment": k, "customers": v} for k, v in _ordered(segments, RFM_ORDER)],
         "lifecycle_stages": [
             {"stage": k, "customers": v} for k, v in _ordered(stages, STAGE_ORDER)

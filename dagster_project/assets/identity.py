@@ -17,6 +17,7 @@ from dagster_project.assets.sources import accepted_key
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
+from transforms.linkage.review_page import review_page_html
 from transforms.incremental import (
     FINGERPRINT_VERSION,
     carried_edges_sql,
@@ -36,6 +37,8 @@ FULL_TAG = "scv/full"
 CLUSTERS_FILE = "clusters.parquet"
 EDGES_FILE = "edges.parquet"
 FINGERPRINTS_FILE = "record_fingerprints.parquet"
+#: Tonight's review queue (pairs for a steward), by unique id; the xref step names customers.
+REVIEW_FILE = "review_pairs.parquet"
 #: Staging tables that held these before.
 _OLD_TABLES = ("clusters", "edges", "record_fingerprints")
 
@@ -87,12 +90,17 @@ class LinkageModelConfig(dg.Config):
     retrain: bool = False
 
 
-def clustering_key(settings: linkage.LinkageSettings, model: dict | None = None) -> str:
+def clustering_key(
+    settings: linkage.LinkageSettings,
+    model: dict | None = None,
+    overrides: linkage.OverrideSet | None = None,
+) -> str:
     """What last night's clusters depend on besides the records and edges: the threshold, the
-    guard policy (with what the model's evidence made of it) and the code. When it changes,
-    every record is clustered again."""
+    guard policy (with what the model's evidence made of it), the steward's overrides and the
+    code. When it changes, every record is clustered again."""
     policy = linkage.guard_policy(model, settings.guards)
-    return f"{settings.threshold}|{policy.key()}|{__version__}"
+    applied = overrides.fingerprint() if overrides is not None else "none"
+    return f"{settings.threshold}|{policy.key()}|{applied}|{__version__}"
 
 
 def linkage_settings(cfg: Config) -> linkage.LinkageSettings:
@@ -149,7 +157,20 @@ def available_fields(con: duckdb.DuckDBPyConnection, relation: str = "stage.pers
     return linkage.fields_filled_enough(n, filled)
 
 
-def _link_incremental(context, warehouse, persons, state, model, settings) -> tuple[dict, frozenset | None]:
+def _must_links(overrides: linkage.OverrideSet) -> pd.DataFrame:
+    """Must-links as links of probability 1, so the relink scope keeps their records together."""
+    return pd.DataFrame(
+        {
+            "unique_id_l": [a for a, _, _ in overrides.must],
+            "unique_id_r": [b for _, b, _ in overrides.must],
+            "match_probability": [1.0] * len(overrides.must),
+        }
+    )
+
+
+def _link_incremental(
+    context, warehouse, persons, state, model, settings, overrides
+) -> tuple[dict, frozenset | None, pd.DataFrame]:
     """An incremental night's linkage, staged as the edges and clusters files: score only new
     and changed records, then cluster again only the records connected to a touched one
     (`relink_scope`); every other record keeps the cluster it was published with, copied in
@@ -170,9 +191,12 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
     new_edges = linkage.predict_changed(persons, plan.changed, model, settings) if rescored else linkage.empty_edges()
     scope = None
     policy = linkage.guard_policy(model, settings.guards)
-    if state.get("clustering") != clustering_key(settings, model):
-        context.log.info("clustering settings or code changed: every record is clustered again")
+    if state.get("clustering") != clustering_key(settings, model, overrides):
+        context.log.info(
+            "clustering settings, overrides or code changed: every record is clustered again"
+        )
     else:
+        old_links = pd.concat([old_links, _must_links(overrides)], ignore_index=True)
         scope = relink_scope(old_links, new_edges, plan.touched, settings.threshold) - plan.deleted
     del old_links
     with warehouse.store.stage() as con:
@@ -206,13 +230,17 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
                         )
                         scope = None
                 if scope is None:
-                    clusters = linkage.cluster_edges(
-                        persons, fetch_frame(con, f"SELECT * FROM {edges}"), settings.threshold, guards=policy
+                    clusters, part_metrics, review = linkage.cluster_with_review(
+                        persons,
+                        fetch_frame(con, f"SELECT * FROM {edges}"),
+                        settings.threshold,
+                        guards=policy,
+                        overrides=overrides,
                     )
-                    store.write_staged_frame(con, CLUSTERS_FILE, clusters)
-                    part_metrics, reclustered = {}, len(persons)
+                    store.write_staged_frame(con, CLUSTERS_FILE, clusters[linkage.CLUSTER_COLUMNS])
+                    part_metrics, reclustered = _override_metrics(part_metrics), len(persons)
                 else:
-                    part = linkage.cluster_edges(
+                    part, part_metrics, review = linkage.cluster_with_review(
                         persons[persons["unique_id"].isin(scope)],
                         fetch_frame(
                             con,
@@ -221,7 +249,9 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
                         ),
                         settings.threshold,
                         guards=policy,
+                        overrides=overrides,
                     )
+                    part = part[linkage.CLUSTER_COLUMNS]
                     con.register("_part", part)
                     store.write_staged(
                         con,
@@ -236,7 +266,10 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
                         """,
                     )
                     con.unregister("_part")
-                    part_metrics = {f"scope_{k}": v for k, v in part.attrs["metrics"].items() if k != "records"}
+                    part_metrics = {
+                        **{f"scope_{k}": v for k, v in part_metrics.items() if k != "records"},
+                        **_override_metrics(part_metrics),
+                    }
                     reclustered = len(part)
             carried = con.execute(f"SELECT count(*) FROM {edges}").fetchall()[0][0] - len(new_edges)
         finally:
@@ -251,7 +284,12 @@ def _link_incremental(context, warehouse, persons, state, model, settings) -> tu
         "records_reclustered": reclustered,
         **part_metrics,
     }
-    return metrics, scope
+    return metrics, scope, review
+
+
+def _override_metrics(metrics: dict) -> dict:
+    keys = ("overrides_must_applied", "overrides_cannot_applied", "vetoed_by_override", "review_pairs")
+    return {k: metrics[k] for k in keys if k in metrics}
 
 
 def _release_memory() -> None:
@@ -322,8 +360,17 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
             context.log.info(f"reusing model {model.get('scv', {}).get('version')} from {path}")
         else:
             context.log.info(f"training a new linkage model: {reason}")
+            settings = linkage_settings(cfg)
+            labels = None
+            if cfg.linkage.overrides_as_labels:
+                from transforms.linkage.overrides import as_labels
+
+                labels = as_labels(linkage.read_overrides(cfg.linkage.overrides))
+                if settings.labels is not None:
+                    labels = pd.concat([linkage.read_labels(settings.labels), labels], ignore_index=True)
+                context.log.info(f"training m from {len(labels):,} labelled pairs (overrides included)")
             model = linkage.train_model(
-                load_persons(warehouse), linkage_settings(cfg), created_at=datetime.now(timezone.utc)
+                load_persons(warehouse), settings, created_at=datetime.now(timezone.utc), labels=labels
             )
             _release_memory()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -362,6 +409,13 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         persons = load_persons(warehouse, linkage.LINKAGE_COLUMNS)
         model = json.loads(model_path(cfg).read_text())
         settings = linkage_settings(cfg)
+        # A contradiction stops the night here (OverrideConflictError names the rows).
+        overrides = linkage.resolve_overrides(cfg.linkage.overrides, persons["unique_id"])
+        if overrides.stale:
+            context.log.warning(
+                f"{cfg.linkage.overrides}: {len(overrides.stale)} override(s) name a record that "
+                f"does not exist tonight and were not applied (rows {list(overrides.stale)[:10]})"
+            )
         version = str(model.get("scv", {}).get("version"))
         with warehouse.store.stage() as con:
             for old in _OLD_TABLES:
@@ -382,14 +436,17 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         scope = None
         result = None
         if mode == "incremental":
-            metrics, scope = _link_incremental(context, warehouse, persons, state, model, settings)
+            metrics, scope, review = _link_incremental(
+                context, warehouse, persons, state, model, settings, overrides
+            )
         else:
-            result = linkage.link_and_dedupe(persons, model, settings)
-            metrics = result.metrics
+            result = linkage.link_and_dedupe(persons, model, settings, overrides)
+            metrics, review = result.metrics, result.review
         with warehouse.store.stage() as con:
             if result is not None:
                 warehouse.store.write_staged_frame(con, CLUSTERS_FILE, result.clusters)
                 warehouse.store.write_staged_frame(con, EDGES_FILE, result.edges)
+            warehouse.store.write_staged_frame(con, REVIEW_FILE, review)
             # Tonight's scope of re-clustered records, for the xref (all of them on a full night).
             write_frame(
                 con,
@@ -402,8 +459,12 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 pd.DataFrame(
                     {
                         "model_version": [version],
-                        "clustering": [clustering_key(settings, model)],
+                        "clustering": [clustering_key(settings, model, overrides)],
                         "scope": ["partial" if scope is not None else "all"],
+                        # For the run report: the steward's overrides tonight.
+                        "overrides_must": [len(overrides.must)],
+                        "overrides_cannot": [len(overrides.cannot)],
+                        "overrides_stale": [len(overrides.stale)],
                     }
                 ),
             )
@@ -435,10 +496,56 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 "cluster_size_distribution": {str(k): int(v) for k, v in size_dist.items()},
                 "threshold": settings.threshold,
                 "guard_policy": linkage.guard_policy(model, settings.guards).describe(),
+                "overrides_in_file": len(overrides) + len(overrides.stale),
+                "overrides_stale": len(overrides.stale),
+                "review_queue_pairs": len(review),
                 **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
                 **{f"chart_{k}": file_link(Path(v)) for k, v in charts.items()},
                 "dagster/row_count": records,
             }
         )
 
-    return [person_records, linkage_model, person_clusters]
+    @dg.asset(
+        group_name=C.GROUP_IDENTITY,
+        partitions_def=partitions,
+        deps=["review_queue"],
+        kinds={"html"},
+    )
+    def review_page(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        """One HTML page per night for the data steward: tonight's review queue with both
+        records side by side and Splink's waterfall chart per pair. It shows personal data, so
+        it is written to the private folder (owner-only), never to reports/ or exports/."""
+        n = night(context)
+        with warehouse.store.stage() as con:
+            queue = fetch_frame(con, "SELECT * FROM scv.review_queue")
+        persons = load_persons(warehouse) if len(queue) else pd.DataFrame({"unique_id": []})
+        model = json.loads(model_path(cfg).read_text())
+        page, waterfall = review_page_html(
+            persons, model, queue, settings=linkage_settings(cfg), title=f"Review queue, {n.run_id}"
+        )
+        path = write_private_page(cfg.private_dir / "review", page, waterfall)
+        context.log.info(f"review page: {len(queue):,} pairs, {path}")
+        return dg.MaterializeResult(
+            metadata={"pairs": len(queue), "shown": min(len(queue), 200), "path": file_link(path)}
+        )
+
+    return [person_records, linkage_model, person_clusters, review_page]
+
+
+def write_private_page(folder: Path, page: str, waterfall: str | None) -> Path:
+    """Write the review page (and its waterfall page) into `folder`, readable by the owner
+    only; returns the page's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    written = folder / "review_queue.html"
+    for name, text in (("review_waterfall.html", waterfall), (written.name, page)):
+        if text is None:
+            continue
+        tmp = folder / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, folder / name)
+    return written

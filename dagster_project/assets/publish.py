@@ -16,6 +16,7 @@ from warehouse.report import build_run_report, load_previous_summary, write_run_
 PUBLISHED_FROM = [
     "customer_xref",
     "customer_id_history",
+    "review_queue",
     "customer",
     "customer_field_provenance",
     "person_record",
@@ -34,7 +35,8 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         group_name=C.GROUP_EXPORTS,
         partitions_def=partitions,
-        deps=PUBLISHED_FROM,
+        # The review page reads the staged night too: it is written before the swap.
+        deps=[*PUBLISHED_FROM, "review_page"],
         kinds={"duckdb"},
     )
     def published_warehouse(

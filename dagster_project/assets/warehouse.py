@@ -13,10 +13,11 @@ import pandas as pd
 
 from dagster_project import constants as C
 from dagster_project.assets.common import night
-from dagster_project.assets.identity import CLUSTERS_FILE, FULL_TAG
+from dagster_project.assets.identity import CLUSTERS_FILE, FULL_TAG, REVIEW_FILE
 from dagster_project.assets.sources import accepted_key
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
+from transforms import linkage
 from transforms.golden import GOLDEN_FIELDS, assign_customer_ids, build_golden
 from warehouse.models import load_sql_unordered, stage_create_statement
 from warehouse.schema import TABLES
@@ -348,6 +349,14 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 description="One row per customer_id change between runs: merges and splits.",
                 kinds={"duckdb"},
             ),
+            dg.AssetSpec(
+                "review_queue",
+                group_name=C.GROUP_WAREHOUSE,
+                deps=["person_clusters"],
+                description="One row per pair of records for a data steward to look at tonight "
+                "(scv.review_queue).",
+                kinds={"duckdb"},
+            ),
         ],
         partitions_def=partitions,
         check_specs=[
@@ -365,6 +374,9 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         previous customers they belonged to; every other record keeps its published row."""
         n = night(context)
         previous_history = warehouse.store.previous("customer_id_history")
+        if len(previous_history) and "reason" not in previous_history.columns:
+            # Changes from before the column existed came from linkage: there were no overrides.
+            previous_history = previous_history.assign(reason="linkage")
         with warehouse.store.stage() as con:
             partial = con.execute("SELECT scope FROM stage.linkage_state").fetchall()[0][0] == "partial"
             with warehouse.store.published_attached(con) as attached:
@@ -382,6 +394,8 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 xref, history = assign_customer_ids(
                     clusters, previous, n.run_at, previous_history=previous_history, reserved_ids=reserved
                 )
+                overrides = linkage.resolve_overrides(cfg.linkage.overrides)
+                history = linkage.explain_history(history, previous, xref, overrides)
                 all_history = history_append(previous_history, history)
                 if subset is None:
                     write_frame(con, "customer_xref", xref, schema="scv")
@@ -389,6 +403,12 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 else:
                     written = _write_partial_xref(con, warehouse, xref)
                 write_frame(con, "customer_id_history", all_history, schema="scv")
+                queue = linkage.review_queue(
+                    fetch_frame(con, f"SELECT * FROM {warehouse.store.staged_relation(REVIEW_FILE)}"),
+                    fetch_frame(con, "SELECT source, source_record_id, customer_id FROM scv.customer_xref"),
+                    n.run_at,
+                )
+                write_frame(con, "review_queue", queue, schema="scv")
                 rows, dupes, customers = con.execute(
                     "SELECT count(*), count(*) - count(DISTINCT (source, source_record_id)), "
                     "count(DISTINCT customer_id) FROM scv.customer_xref"
@@ -417,12 +437,22 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 "kept_customer_ids": int(customers) - int(new_ids),
             },
         )
+        by_override = int((history["reason"] != "linkage").sum()) if len(history) else 0
         yield dg.MaterializeResult(
             asset_key="customer_id_history",
             metadata={
                 "merges_this_run": int(changes.get("merge", 0)),
                 "splits_this_run": int(changes.get("split", 0)),
+                "changes_made_by_overrides": by_override,
                 "dagster/row_count": len(all_history),
+            },
+        )
+        reasons = queue["reason"].value_counts().to_dict() if len(queue) else {}
+        yield dg.MaterializeResult(
+            asset_key="review_queue",
+            metadata={
+                "dagster/row_count": len(queue),
+                "pairs_by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in reasons.items()}),
             },
         )
         yield dg.AssetCheckResult(

@@ -127,6 +127,7 @@ def fill(con) -> None:
                 "new_customer_id": [c2, c1, c1, c4],
                 "change": ["merge", "merge", "merge", "split"],
                 "records_moved": [1, 2, 1, 1],
+                "reason": ["linkage", "linkage", "must-link override by ana", "linkage"],
             }
         ),
         schema="scv",
@@ -244,6 +245,8 @@ def test_summary_figures(night):
     assert s["largest_cluster"] == 3
     assert s["linked_record_rate"] == pytest.approx(5 / 7)
     assert s["id_changes"]["records_moved_by_merges"] == 3
+    assert s["stewardship"]["changes_by_overrides"] == 1  # this run's rows only
+    assert s["stewardship"]["review_queue"] == 0
     assert s["rfm_segments"] == [
         {"segment": "Champions", "customers": 2},
         {"segment": "Hibernating", "customers": 1},

@@ -6,13 +6,13 @@ fail instead (.ci/run installs Debian's `chromium`), so CI can never go green wi
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests_support import RENDER_TIMEOUT_S, require_chromium
 
 from warehouse.report_render import (
     WINDOW,
@@ -23,24 +23,6 @@ from warehouse.report_render import (
     synthetic_report,
     verdict,
 )
-
-# generous: a render takes 1-2 s; a cold first Chromium start on a CI machine can take longer
-RENDER_TIMEOUT_S = 60
-
-
-def require_chromium() -> str:
-    """The Chromium binary; skip without one outside CI, fail without one in CI."""
-    chromium = find_chromium()
-    if chromium is not None:
-        return chromium
-    if os.environ.get("CI", "").strip().lower() in ("true", "1"):
-        pytest.fail(
-            "Chromium not found on PATH but CI is set: the report render tests must run in CI. "
-            ".ci/run installs it (apt-get install -y --no-install-recommends chromium); "
-            "check that step ran.",
-            pytrace=False,
-        )
-    pytest.skip("Chromium not installed (apt-get install chromium); CI installs it and runs this")
 
 
 @pytest.fixture(scope="session")  # session: resolved before the session-scoped demo_run

@@ -13,7 +13,12 @@ for the benchmark).
 from transforms.incremental import MATCH_COLUMNS as INCREMENTAL_MATCH_COLUMNS
 
 from .charts import write_charts
-from .clustering import CLUSTER_COLUMNS, cluster_edges
+from .clustering import (
+    CLUSTER_COLUMNS,
+    REVIEW_COLUMNS,
+    cluster_edges,
+    cluster_with_review,
+)
 from .comparisons import COUNTED_COLUMNS
 from .fields import (
     GUARD_COLUMNS,
@@ -24,6 +29,16 @@ from .fields import (
 )
 from .guards import GUARD_MODES, GuardPolicy, guard_evidence
 from .model import guard_policy, model_covers, model_meta, read_labels, train_model
+from .overrides import (
+    OverrideConflictError,
+    OverrideError,
+    OverrideSet,
+    append_override,
+    explain_history,
+    read_overrides,
+    resolve_overrides,
+    review_queue,
+)
 from .predict import (
     LinkageResult,
     empty_edges,
@@ -57,13 +72,20 @@ __all__ = [
     "GUARD_MODES",
     "LINKAGE_COLUMNS",
     "MATCH_FIELD_COLUMNS",
+    "REVIEW_COLUMNS",
     "GuardPolicy",
     "LinkageResult",
     "LinkageSettings",
+    "OverrideConflictError",
+    "OverrideError",
+    "OverrideSet",
+    "append_override",
     "available_fields",
     "cluster_edges",
+    "cluster_with_review",
     "count_not_blank",
     "empty_edges",
+    "explain_history",
     "fields_filled_enough",
     "guard_evidence",
     "guard_policy",
@@ -73,6 +95,9 @@ __all__ = [
     "predict_changed",
     "predict_incremental",
     "read_labels",
+    "read_overrides",
+    "resolve_overrides",
+    "review_queue",
     "train_model",
     "write_charts",
 ]

@@ -8,6 +8,10 @@
    taken strongest first and two groups are joined only if no record of one conflicts with a
    record of the other. Weak bridges between people therefore fall away, strong duplicates stay.
 
+A data steward's overrides (`overrides.OverrideSet`) win over all of it: a must-link is an
+accepted edge no guard vetoes, taken first in a rebuild, and guard conflicts between records it
+joins are ignored; a cannot-link is a conflict like the guards', applied even with the guards off.
+
 The same function serves a full night (edges just scored) and an incremental night (stored
 edges + new edges), so the two give the same clusters.
 """
@@ -27,8 +31,20 @@ from .guards import (
     NodeAttributes,
     pair_conflicts,
 )
+from .overrides import OverrideSet
 
-__all__ = ["CLUSTER_COLUMNS", "cluster_edges", "cluster_with_metrics"]
+#: Veto bit of a steward's cannot-link (bits 1 and 2 are the guards').
+CONFLICT_OVERRIDE = 4
+#: Weight given to a must-link: stronger than any scored link, so a rebuild takes it first.
+MUST_WEIGHT = 1e9
+
+__all__ = [
+    "CLUSTER_COLUMNS",
+    "REVIEW_COLUMNS",
+    "cluster_edges",
+    "cluster_with_metrics",
+    "cluster_with_review",
+]
 
 CLUSTER_COLUMNS = ["unique_id", "source", "source_record_id", "cluster_key", "match_probability"]
 
@@ -54,6 +70,7 @@ def cluster_edges(
     threshold: float,
     *,
     guards: bool | GuardPolicy = True,
+    overrides: OverrideSet | None = None,
 ) -> pd.DataFrame:
     """Cluster records from stored edges: one row per node.
 
@@ -67,9 +84,12 @@ def cluster_edges(
     across nights), `match_probability` the probability of the record's strongest link kept
     inside its cluster, 1.0 for a record alone. Figures are in `.attrs["metrics"]`.
     `guards` is a `GuardPolicy` (`guard_policy(model, mode)` gives the model's), True for the
-    strict policy or False for none.
+    strict policy or False for none. `overrides` are a steward's must- and cannot-links
+    (`overrides.resolve_overrides`); those naming a record not among `nodes` are skipped.
     """
-    clusters, metrics = cluster_with_metrics(nodes, edges, threshold, guards=guards)
+    clusters, metrics = cluster_with_metrics(
+        nodes, edges, threshold, guards=guards, overrides=overrides
+    )
     clusters.attrs["metrics"] = metrics
     return clusters
 
@@ -80,8 +100,33 @@ def cluster_with_metrics(
     threshold: float,
     *,
     guards: bool | GuardPolicy = True,
+    overrides: OverrideSet | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """`cluster_edges`, returning the figures (vetoed edges, split clusters…) separately."""
+    out, metrics, _ = cluster_with_review(
+        nodes, edges, threshold, guards=guards, overrides=overrides
+    )
+    return out, metrics
+
+
+#: Scored pairs below the threshold by at most this many bits of match weight go to the review
+#: queue as "near the threshold" (0.8 -> from about 0.33), the most probable first, at most
+#: `REVIEW_NEAR_MAX` of them.
+REVIEW_NEAR_BITS = 3.0
+REVIEW_NEAR_MAX = 5000
+
+
+def cluster_with_review(
+    nodes: pd.DataFrame,
+    edges: pd.DataFrame,
+    threshold: float,
+    *,
+    guards: bool | GuardPolicy = True,
+    overrides: OverrideSet | None = None,
+) -> tuple[pd.DataFrame, dict[str, int], pd.DataFrame]:
+    """`cluster_with_metrics` plus the review queue: the pairs a steward may want to look at
+    (`unique_id_l, unique_id_r, match_probability, reason`): scored near the threshold,
+    vetoed, kept apart when a cluster was split, or joined by a must-link."""
     policy = _policy(guards)
     guards = policy.active
     if "unique_id" not in nodes.columns:
@@ -137,19 +182,41 @@ def cluster_with_metrics(
     metrics["edges_above_threshold"] = len(acc)
 
     attrs = NodeAttributes(nodes) if guards else None
-    if guards and len(acc):
-        flags = pair_conflicts(attrs, acc["a"].to_numpy(), acc["b"].to_numpy(), policy)
+    rules = _Rules(attrs, policy, pos, n, overrides)
+    metrics["overrides_must_applied"] = len(rules.must_pairs)
+    metrics["overrides_cannot_applied"] = len(rules.cannot_pairs)
+    if len(rules.must_pairs):
+        # A must-link is an accepted edge of its own, replacing any scored one.
+        forced = pd.DataFrame(
+            {
+                "a": rules.must_pairs[:, 0],
+                "b": rules.must_pairs[:, 1],
+                "p": 1.0,
+                "w": MUST_WEIGHT,
+            }
+        )
+        acc = pd.concat([forced, acc], ignore_index=True).drop_duplicates(
+            ["a", "b"], keep="first"
+        )
+        acc = acc.reset_index(drop=True)
+    review: list[pd.DataFrame] = []
+    if len(acc) and (guards or rules.has_overrides):
+        flags = rules.flags(acc["a"].to_numpy(), acc["b"].to_numpy())
         metrics["vetoed_edges"] = int((flags != 0).sum())
         metrics["vetoed_dob"] = int(((flags & CONFLICT_DOB) != 0).sum())
         metrics["vetoed_first_name"] = int(((flags & CONFLICT_FIRST_NAME) != 0).sum())
+        metrics["vetoed_by_override"] = int(((flags & CONFLICT_OVERRIDE) != 0).sum())
+        vetoed = acc[flags != 0]
+        if len(vetoed):
+            review.append(vetoed.assign(reason=[_veto_reason(f) for f in flags[flags != 0]]))
         acc = acc[flags == 0].reset_index(drop=True)
     else:
-        metrics.update(vetoed_edges=0, vetoed_dob=0, vetoed_first_name=0)
+        metrics.update(vetoed_edges=0, vetoed_dob=0, vetoed_first_name=0, vetoed_by_override=0)
 
     labels = _components(n, acc["a"].to_numpy(), acc["b"].to_numpy())
     split = isolated = 0
-    if guards and len(acc):
-        labels, split, isolated = _split_conflicted(labels, acc, attrs, policy)
+    if (guards or rules.has_overrides) and len(acc):
+        labels, split, isolated = _split_conflicted(labels, acc, rules)
     metrics["split_clusters"] = split
     metrics["isolated_ambiguous"] = isolated
 
@@ -173,6 +240,19 @@ def cluster_with_metrics(
         )
         best[strongest.index.to_numpy()] = strongest.to_numpy()
     metrics["edges_kept"] = len(kept)
+    if len(acc):
+        apart = acc[~np.asarray(same, dtype=bool)]
+        if len(apart):
+            review.append(apart.assign(reason="kept apart when a guard split the cluster"))
+    t = min(max(threshold, 1e-12), 1 - 1e-12)
+    floor = np.log2(t / (1 - t)) - REVIEW_NEAR_BITS
+    near = e[(e["p"] < threshold) & (e["w"] >= floor)]
+    if len(near):
+        near = near.sort_values(["p", "a", "b"], ascending=[False, True, True]).head(
+            REVIEW_NEAR_MAX
+        )
+        review.append(near.assign(reason="scored near the threshold"))
+    review_frame = _review_frame(review, ids, rules)
 
     out = pd.DataFrame(
         {
@@ -187,7 +267,120 @@ def cluster_with_metrics(
     metrics["clusters"] = len(sizes)
     metrics["singletons"] = int((sizes == 1).sum())
     metrics["largest_cluster"] = int(sizes.max()) if len(sizes) else 0
-    return out, metrics
+    metrics["review_pairs"] = len(review_frame)
+    return out, metrics, review_frame
+
+
+def _veto_reason(flag: int) -> str:
+    parts = []
+    if flag & CONFLICT_OVERRIDE:
+        parts.append("cannot-link override")
+    if flag & CONFLICT_FIRST_NAME:
+        parts.append("different first name")
+    if flag & CONFLICT_DOB:
+        parts.append("different date of birth")
+    return "vetoed: " + ", ".join(parts)
+
+
+REVIEW_COLUMNS = ["unique_id_l", "unique_id_r", "match_probability", "reason"]
+
+
+def _review_frame(parts: list[pd.DataFrame], ids: np.ndarray, rules: _Rules) -> pd.DataFrame:
+    """The pairs clustering decided against the score (and every applied must-link), by id."""
+    if rules.must_pairs is not None and len(rules.must_pairs):
+        parts = [
+            *parts,
+            pd.DataFrame(
+                {
+                    "a": rules.must_pairs[:, 0],
+                    "b": rules.must_pairs[:, 1],
+                    "p": 1.0,
+                    "reason": "joined by a must-link override",
+                }
+            ),
+        ]
+    if not parts:
+        return pd.DataFrame({c: pd.Series([], dtype="string") for c in REVIEW_COLUMNS}).astype(
+            {"match_probability": "float64"}
+        )
+    r = pd.concat([x[["a", "b", "p", "reason"]] for x in parts], ignore_index=True)
+    r = r.drop_duplicates(["a", "b"], keep="first")
+    return pd.DataFrame(
+        {
+            "unique_id_l": pd.array(ids[r["a"].to_numpy()], dtype="string"),
+            "unique_id_r": pd.array(ids[r["b"].to_numpy()], dtype="string"),
+            "match_probability": r["p"].to_numpy(dtype=float),
+            "reason": pd.array(r["reason"].to_numpy(dtype=object), dtype="string"),
+        }
+    )
+
+
+class _Rules:
+    """Which pairs of node positions may not share a cluster: the guard policy's conflicts,
+    minus those between records a must-link joins, plus the cannot-links."""
+
+    def __init__(
+        self,
+        attrs: NodeAttributes | None,
+        policy: GuardPolicy,
+        pos: pd.Series,
+        n: int,
+        overrides: OverrideSet | None,
+    ) -> None:
+        self.attrs = attrs
+        self.policy = policy if attrs is not None else GuardPolicy("off")
+        self.n = n
+        self.must_pairs = np.zeros((0, 2), dtype=np.int64)
+        self.cannot_pairs = np.zeros((0, 2), dtype=np.int64)
+        self.must_group = None
+        self.protected: set[int] = set()
+        if overrides is None or not len(overrides):
+            return
+
+        def positions(pairs):
+            out = []
+            for a, b, _ in pairs:
+                pa, pb = pos.get(a), pos.get(b)
+                if pa is not None and pb is not None:
+                    out.append((min(int(pa), int(pb)), max(int(pa), int(pb))))
+            return np.asarray(sorted(set(out)), dtype=np.int64).reshape(-1, 2)
+
+        self.must_pairs = positions(overrides.must)
+        self.cannot_pairs = positions(overrides.cannot)
+        if len(self.must_pairs):
+            group = np.full(n, -1, dtype=np.int64)
+            for uid, root in overrides.group_of.items():
+                p_, r_ = pos.get(uid), pos.get(root)
+                if p_ is not None:
+                    # Members absent tonight leave their group's root unknown: use its id hash.
+                    group[int(p_)] = int(r_) if r_ is not None else -2 - (hash(root) & 0xFFFFFFF)
+            self.must_group = group
+            self.protected = set(np.flatnonzero(group != -1).tolist())
+        self._cannot_keys = np.sort(self.cannot_pairs[:, 0] * n + self.cannot_pairs[:, 1])
+
+    @property
+    def has_overrides(self) -> bool:
+        return bool(len(self.must_pairs) or len(self.cannot_pairs))
+
+    def flags(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        left = np.asarray(left, dtype=np.int64)
+        right = np.asarray(right, dtype=np.int64)
+        if self.attrs is not None and self.policy.active:
+            out = pair_conflicts(self.attrs, left, right, self.policy)
+        else:
+            out = np.zeros(len(left), dtype=np.uint8)
+        if self.must_group is not None and len(left):
+            g = self.must_group
+            same = (g[left] != -1) & (g[left] == g[right])
+            out = np.where(same, 0, out).astype(np.uint8)
+        if len(self.cannot_pairs) and len(left):
+            lo, hi = np.minimum(left, right), np.maximum(left, right)
+            hit = np.isin(lo * self.n + hi, self._cannot_keys)
+            out = out | np.where(hit, CONFLICT_OVERRIDE, 0).astype(np.uint8)
+        return out
+
+    def conflicts(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return self.flags(left, right) != 0
 
 
 def _col_or_na(nodes: pd.DataFrame, col: str) -> pd.arrays.StringArray:
@@ -205,7 +398,7 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _split_conflicted(
-    labels: np.ndarray, acc: pd.DataFrame, attrs: NodeAttributes, policy: GuardPolicy
+    labels: np.ndarray, acc: pd.DataFrame, rules: _Rules
 ) -> tuple[np.ndarray, int, int]:
     """Rebuild every component that holds a conflicting pair.
 
@@ -226,10 +419,7 @@ def _split_conflicted(
     known: set[tuple[int, int]] = set()
     conflicted: set[int] = set()
     if len(pairs):
-        flags = pair_conflicts(
-            attrs, pairs["node_a"].to_numpy(), pairs["node_b"].to_numpy(), policy
-        )
-        hit = flags != 0
+        hit = rules.conflicts(pairs["node_a"].to_numpy(), pairs["node_b"].to_numpy())
         conflicted = set(pairs["comp"].to_numpy()[hit].tolist())
         known = set(
             zip(
@@ -256,14 +446,14 @@ def _split_conflicted(
     for comp, group in sub.groupby("comp", sort=True):
         nodes = order[bounds[comp] : bounds[comp + 1]].tolist()
         if comp in huge:
-            conflict = _vector_conflict(attrs, policy)
+            conflict = _vector_conflict(rules)
         else:
             conflict = _lookup_conflict(known)
         a, b, w = group["a"].tolist(), group["b"].tolist(), group["w"].tolist()
         groups = _greedy_merge(nodes, a, b, conflict)
         if len(groups) > 1:
             split += 1
-            groups, n_iso = _isolate_ambiguous(groups, a, b, w, conflict)
+            groups, n_iso = _isolate_ambiguous(groups, a, b, w, conflict, rules.protected)
             isolated += n_iso
         # Keep the component's label for the group holding its smallest node; new labels
         # for the others.
@@ -280,17 +470,22 @@ def _lookup_conflict(known: set[tuple[int, int]]):
     return conflict
 
 
-def _vector_conflict(attrs: NodeAttributes, policy: GuardPolicy):
+def _vector_conflict(rules: _Rules):
     def conflict(xs: list[int], ys: list[int]) -> bool:
         left = np.repeat(np.asarray(xs), len(ys))
         right = np.tile(np.asarray(ys), len(xs))
-        return bool(pair_conflicts(attrs, left, right, policy).any())
+        return bool(rules.conflicts(left, right).any())
 
     return conflict
 
 
 def _isolate_ambiguous(
-    groups: list[list[int]], a: list[int], b: list[int], w: list[float], conflict
+    groups: list[list[int]],
+    a: list[int],
+    b: list[int],
+    w: list[float],
+    conflict,
+    protected: set[int] | frozenset[int] = frozenset(),
 ) -> tuple[list[list[int]], int]:
     """Take out records that could belong to two of the people a component was split into.
 
@@ -310,6 +505,8 @@ def _isolate_ambiguous(
                 per[g] = wt
     ambiguous: set[int] = set()
     for node, per in best.items():
+        if node in protected:
+            continue  # a must-link decides where this record belongs
         own = group_of[node]
         own_best = per.get(own, -np.inf)
         for g, wt in per.items():

@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 from splink import Linker
 
-from .clustering import CLUSTER_COLUMNS, cluster_with_metrics
+from .clustering import CLUSTER_COLUMNS, REVIEW_COLUMNS, cluster_with_review
 from .engine import make_db_api
 from .fields import GUARD_COLUMNS, prepare_frame
 from .model import guard_policy, model_meta, splink_settings
+from .overrides import OverrideSet
 from .settings import LinkageSettings
 
 __all__ = [
@@ -44,6 +45,10 @@ class LinkageResult:
     clusters: pd.DataFrame
     edges: pd.DataFrame
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: pairs for a steward to look at (`clustering.cluster_with_review`)
+    review: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=REVIEW_COLUMNS)
+    )
 
 
 def _check_model(model: dict[str, Any]) -> dict[str, Any]:
@@ -95,9 +100,13 @@ def _edges_frame(linker: Linker, sdf: Any) -> pd.DataFrame:
 
 
 def link_and_dedupe(
-    persons: pd.DataFrame, model: dict[str, Any], settings: LinkageSettings
+    persons: pd.DataFrame,
+    model: dict[str, Any],
+    settings: LinkageSettings,
+    overrides: OverrideSet | None = None,
 ) -> LinkageResult:
-    """Score candidate pairs of `persons` with `model`, and cluster them with the guards.
+    """Score candidate pairs of `persons` with `model`, and cluster them with the guards and
+    a steward's `overrides`.
 
     `persons` is the standardised persons frame of every source together. Columns the model
     needs but the frame lacks are treated as empty.
@@ -127,13 +136,19 @@ def link_and_dedupe(
     metrics["edges"] = len(edges)
 
     t0 = time.perf_counter()
-    clusters, cm = cluster_with_metrics(
-        _nodes(persons), edges, settings.threshold, guards=guard_policy(model, settings.guards)
+    clusters, cm, review = cluster_with_review(
+        _nodes(persons),
+        edges,
+        settings.threshold,
+        guards=guard_policy(model, settings.guards),
+        overrides=overrides,
     )
     seconds["cluster"] = time.perf_counter() - t0
     metrics.update({k: v for k, v in cm.items() if k not in ("records", "edges")})
     metrics["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
-    return LinkageResult(clusters=clusters[CLUSTER_COLUMNS], edges=edges, metrics=metrics)
+    return LinkageResult(
+        clusters=clusters[CLUSTER_COLUMNS], edges=edges, metrics=metrics, review=review
+    )
 
 
 def _count(linker: Linker, sdf: Any) -> int:
