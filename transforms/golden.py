@@ -31,7 +31,10 @@ value among the customer's records. Rules narrow the candidates in order until o
 is left: `validity` (the field's match key is non-null: a parseable phone, a non-placeholder
 email), `trust` (the source's rank, higher wins), `recency` (latest `updated_at`), `frequency`
 (most records sharing the match key among the remaining candidates, then its most common
-spelling); a deterministic tie-break by (source, source_record_id) ends it. Provenance names the
+spelling); a deterministic tie-break by (source, source_record_id) ends it. For names, street
+line and city, the chosen value is then shown in the best-cased spelling of the same letters any
+of the customer's records holds (`Geraldine Stephens` over `geraldine stephens` or `GERALDINE
+STEPHENS`, whatever rule chose the lower-case one); provenance names that record. Provenance names the
 rule after which one distinct value was left (`only` when the candidates agreed from the start,
 `tiebreak` when no rule separated them). Names, address, postcode and city keep their original spelling
 (accents, case); email, phone, date of birth and country are the standardised values, so for those
@@ -574,6 +577,8 @@ def build_golden(
         win = rows[first]
         has_value = out[win] >= 0
         win, rule = win[has_value], rule[has_value]
+        if field in CASED_FIELDS and len(win):
+            win = _best_cased(win, rows[out[rows] >= 0], g, out, out_values)
 
         valued = rows[out[rows] >= 0]
         distinct = np.bincount(
@@ -614,6 +619,50 @@ def build_golden(
         PROVENANCE_COLUMNS
     ]
     return customer[CUSTOMER_COLUMNS], prov
+
+
+#: Fields kept in their original spelling, where the chosen value is shown in the best-cased
+#: spelling any of the customer's records has for the same letters.
+CASED_FIELDS = ("first_name", "last_name", "address_line", "city")
+
+
+def _case_quality(text: str) -> int:
+    """2: upper and lower case letters both (Geraldine, McDonald, van Dijk); 1: no cased
+    letters at all (王芳, 12); 0: all lower or all upper case (geraldine, GERALDINE)."""
+    upper = any(ch.isupper() for ch in text)
+    lower = any(ch.islower() for ch in text)
+    if upper and lower:
+        return 2
+    return 0 if (upper or lower) else 1
+
+
+def _best_cased(
+    win: np.ndarray, candidates: np.ndarray, g: np.ndarray, out: np.ndarray, values: pd.Index
+) -> np.ndarray:
+    """The casing-quality rule: each winning row replaced by the customer's record whose value
+    is the same letters in better case ("Geraldine Stephens" over "geraldine stephens"), the
+    first such record in tie-break order; a winner with no better-cased twin stays. The letters
+    never change: only a spelling that casefolds equal to the winner's can replace it."""
+    text = values.take(out[candidates]).astype(str)
+    cand = pd.DataFrame(
+        {
+            "g": g[candidates],
+            "fold": [t.casefold() for t in text],
+            "q": [_case_quality(t) for t in text],
+            "row": candidates,
+        }
+    )
+    best = (
+        cand.sort_values(["g", "fold", "q", "row"], ascending=[True, True, False, True])
+        .drop_duplicates(["g", "fold"])
+        .set_index(["g", "fold"])
+    )
+    wtext = values.take(out[win]).astype(str)
+    keys = pd.MultiIndex.from_arrays([g[win], [t.casefold() for t in wtext]])
+    better = best.reindex(keys)
+    wq = np.array([_case_quality(t) for t in wtext])
+    swap = better["q"].to_numpy(dtype=float) > wq
+    return np.where(swap, better["row"].to_numpy(dtype=float), win).astype(win.dtype)
 
 
 def _customer_frame(

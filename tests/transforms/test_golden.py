@@ -571,3 +571,34 @@ def test_persons_and_xref_must_hold_the_same_records():
         build_golden(persons, xref, {}, RULES, TRUST)
     with pytest.raises(ValueError, match="unknown rule"):
         build_golden(persons.iloc[:1], xref, {"email": ["loudest"]}, RULES, TRUST)
+
+
+def test_best_cased_spelling_of_the_chosen_name_is_shown():
+    # The trusted CRM wrote the name in lower case; the shop has the same letters properly cased.
+    customer, prov = golden(
+        [
+            person("crm", "1", first_name="geraldine", last_name="STEPHENS", city="leeds"),
+            person("shop", "2", first_name="Geraldine", last_name="Stephens", city="Leeds"),
+            person("pos", "3", first_name="Gerri", last_name="stephens", cid="C1"),
+        ]
+    )
+    assert customer.loc[0, "first_name"] == "Geraldine"
+    assert customer.loc[0, "last_name"] == "Stephens"
+    assert customer.loc[0, "city"] == "Leeds"
+    row = decided(prov, "first_name")
+    assert (row["source"], row["source_record_id"], row["rule"]) == ("shop", "2", "trust")
+
+
+def test_casing_never_changes_the_letters_or_beats_a_different_value():
+    # "Gerri" is properly cased but another name: the trusted lower-case value stays.
+    customer, _ = golden(
+        [
+            person("crm", "1", first_name="geraldine", last_name="mcdonald"),
+            person("shop", "2", first_name="Gerri", last_name="McDonald"),
+        ]
+    )
+    assert customer.loc[0, "first_name"] == "geraldine"
+    assert customer.loc[0, "last_name"] == "McDonald"
+    # Caseless scripts and mixed case are left alone.
+    customer, _ = golden([person("crm", "1", first_name="王芳"), person("shop", "2", first_name="王芳")])
+    assert customer.loc[0, "first_name"] == "王芳"
