@@ -20,6 +20,7 @@ CHECK_EXPECTATIONS = "great_expectations_suite"  # WARN (row failures are quaran
 CHECK_XREF_COMPLETE = "every_person_record_linked_once"  # ERROR
 CHECK_IDS_UNIQUE = "customer_ids_unique"  # ERROR
 CHECK_WAREHOUSE_AUDIT = "staged_warehouse_passes_audit"  # ERROR: nothing published otherwise
+CHECK_MONETARY_ONE_CURRENCY = "monetary_in_one_currency"  # WARN: mixed currencies, no reporting one
 
 #: Share of quarantined rows above which a human should look (WARN check)
 QUARANTINE_WARN_SHARE = 0.05

@@ -11,18 +11,24 @@ that fails, in this fixed order (`RULE_ORDER`):
 2. ``duplicate_id``       the id was already seen: the first occurrence is kept, later ones go
 3. ``unparseable_date``   the required date (order_date / event_time / recorded_at) is empty or
                           not a date in ``date_format`` (else ISO 8601)
-4. ``unparseable_amount`` the order amount is empty or not a number
-5. ``negative_amount``    the order amount is below zero
-6. ``unknown_currency``   the currency has no rate in ``currency_rates``
-7. ``invalid_status``     the order status (after ``value_map.status``) is not completed,
+4. ``date_too_early``     an order_date / event_time before ``quality.min_date`` (a placeholder
+                          such as 1900-01-01, not a real date; consents are kept: a withdrawal
+                          with a placeholder date must still count)
+5. ``unparseable_amount`` the order amount is empty or not a number
+6. ``negative_amount``    the order amount is below zero
+7. ``amount_too_large``   the order amount, in its own currency or converted, is above
+                          ``quality.max_amount``
+8. ``unknown_currency``   the currency is empty or not an ISO 4217 code (in a source that maps
+                          one), or, with a reporting currency, has no rate on the order's date
+9. ``invalid_status``     the order status (after ``value_map.status``) is not completed,
                           cancelled or returned
-8. ``invalid_granted``    the consent ``granted`` value (after ``value_map.granted``) is not a
+10. ``invalid_granted``   the consent ``granted`` value (after ``value_map.granted``) is not a
                           yes / no value
-9. ``missing_purpose``    the consent purpose is empty
-10. ``future_date``       the required date is later than the end of the day after ``as_of``
-11. ``unknown_person``    ``person_record_id`` is empty (orders, consents) or not among the
+11. ``missing_purpose``   the consent purpose is empty
+12. ``future_date``       the required date is later than the end of the day after ``as_of``
+13. ``unknown_person``    ``person_record_id`` is empty (orders, consents) or not among the
                           accepted records of the person source (events may be anonymous)
-12. declared expectations, in config order: rule = the expectation's name
+14. declared expectations, in config order: rule = the expectation's name
 
 so ``rows_in == rows_accepted + rows_quarantined`` always. Person sources are only checked for
 their id (and declared expectations on the id column): a person is never dropped because an
@@ -66,13 +72,16 @@ from quality.suites import (
     run_suite,
 )
 from sources.config import SourceConfig
+from transforms.money import Conversion, is_currency_code, lookup_rates
 
 __all__ = [
     "CHECK_AMOUNTS_NON_NEGATIVE",
     "CHECK_AMOUNTS_PARSE",
+    "CHECK_AMOUNTS_WITHIN_BOUND",
     "CHECK_COLUMNS_STABLE",
     "CHECK_COLUMNS_UNCHANGED",
     "CHECK_CURRENCIES_KNOWN",
+    "CHECK_DATES_AFTER_FLOOR",
     "CHECK_DATES_NOT_FUTURE",
     "CHECK_DATES_PARSE",
     "CHECK_GRANTED_VALID",
@@ -85,6 +94,8 @@ __all__ = [
     "CHECK_ROWS_PRESENT",
     "CHECK_ROW_COUNT_STABLE",
     "CHECK_STATUS_VALID",
+    "DEFAULT_MAX_AMOUNT",
+    "DEFAULT_MIN_DATE",
     "FALSE_VALUES",
     "ORDER_STATUSES",
     "RULE_ORDER",
@@ -109,8 +120,10 @@ SEVERITY_WARN = "WARN"  # a human should look; rows were quarantined, the run go
 RULE_MISSING_ID = "missing_id"
 RULE_DUPLICATE_ID = "duplicate_id"
 RULE_UNPARSEABLE_DATE = "unparseable_date"
+RULE_DATE_TOO_EARLY = "date_too_early"
 RULE_UNPARSEABLE_AMOUNT = "unparseable_amount"
 RULE_NEGATIVE_AMOUNT = "negative_amount"
+RULE_AMOUNT_TOO_LARGE = "amount_too_large"
 RULE_UNKNOWN_CURRENCY = "unknown_currency"
 RULE_INVALID_STATUS = "invalid_status"
 RULE_INVALID_GRANTED = "invalid_granted"
@@ -121,8 +134,10 @@ RULE_ORDER = (
     RULE_MISSING_ID,
     RULE_DUPLICATE_ID,
     RULE_UNPARSEABLE_DATE,
+    RULE_DATE_TOO_EARLY,
     RULE_UNPARSEABLE_AMOUNT,
     RULE_NEGATIVE_AMOUNT,
+    RULE_AMOUNT_TOO_LARGE,
     RULE_UNKNOWN_CURRENCY,
     RULE_INVALID_STATUS,
     RULE_INVALID_GRANTED,
@@ -142,8 +157,10 @@ CHECK_ROWS_CONSERVED = "rows_conserved"
 CHECK_IDS_PRESENT = "ids_present"
 CHECK_IDS_UNIQUE = "ids_unique"
 CHECK_DATES_PARSE = "dates_parse"
+CHECK_DATES_AFTER_FLOOR = "dates_after_floor"
 CHECK_AMOUNTS_PARSE = "amounts_parse"
 CHECK_AMOUNTS_NON_NEGATIVE = "amounts_non_negative"
+CHECK_AMOUNTS_WITHIN_BOUND = "amounts_within_bound"
 CHECK_CURRENCIES_KNOWN = "currencies_known"
 CHECK_STATUS_VALID = "status_valid"
 CHECK_GRANTED_VALID = "granted_valid"
@@ -179,6 +196,13 @@ FALSE_VALUES = frozenset(
 
 #: The required date field of each kind that has one.
 DATE_FIELD = {"order": "order_date", "event": "event_time", "consent": "recorded_at"}
+#: Kinds whose date must not lie before `min_date` (a consent with a placeholder date is kept:
+#: dropping a withdrawal would be worse than misdating it).
+FLOORED_KINDS = ("order", "event")
+
+#: Defaults of `quality.max_amount` and `quality.min_date` (sources.config.QualityConfig).
+DEFAULT_MAX_AMOUNT = 1_000_000_000.0
+DEFAULT_MIN_DATE = date(1990, 1, 1)
 
 #: Typed accepted columns by kind (docs/architecture.md §3); person keeps the canonical frame.
 ACCEPTED_COLUMNS = {
@@ -190,6 +214,9 @@ ACCEPTED_COLUMNS = {
         "order_date",
         "amount",
         "currency",
+        "amount_reporting",
+        "reporting_currency",
+        "fx_rate",
         "status",
         "channel",
         "attributes",
@@ -477,6 +504,9 @@ def _typed_frame(
     src: SourceConfig,
     as_of: date,
     known_person_ids: set[str] | None,
+    conversion: Conversion | None = None,
+    max_amount: float = DEFAULT_MAX_AMOUNT,
+    min_date: date = DEFAULT_MIN_DATE,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(typed frame for every row, GX frame of the columns the expectations look at)."""
     kind = src.kind
@@ -504,13 +534,34 @@ def _typed_frame(
     gx_frame[date_field] = when
     as_of_ts = pd.Timestamp(as_of)
     gx_frame[f"{date_field}_days_after_as_of"] = (when - as_of_ts) / pd.Timedelta(days=1)
+    if kind in FLOORED_KINDS:
+        gx_frame[f"{date_field}_days_after_floor"] = (when - pd.Timestamp(min_date)) / pd.Timedelta(days=1)
 
     if kind == "order":
         amount = parse_amounts(_col(canon, "amount"))
         typed["amount"] = amount
         gx_frame["amount"] = amount
-        typed["currency"] = _codes(_col(canon, "currency"), vm.get("currency"), upper=True)
-        gx_frame["currency"] = typed["currency"]
+        currency = _codes(_col(canon, "currency"), vm.get("currency"), upper=True)
+        typed["currency"] = currency
+        gx_frame["currency"] = currency
+        gx_frame["currency_iso"] = _map_distinct(currency, is_currency_code).astype(bool) | currency.isna().to_numpy()
+        if conversion is not None:
+            looked = lookup_rates(conversion, currency, when, amount)
+            typed["amount_reporting"] = looked.amount_reporting
+            typed["reporting_currency"] = pd.Series(
+                pd.array([conversion.reporting] * len(canon), dtype=TEXT), index=canon.index
+            )
+            typed["fx_rate"] = looked.rate
+            gx_frame["fx_rate"] = looked.rate
+            converted = looked.amount_reporting.to_numpy()
+        else:
+            typed["amount_reporting"] = pd.Series(np.nan, index=canon.index, dtype="float64")
+            typed["reporting_currency"] = pd.Series(pd.array([None] * len(canon), dtype=TEXT), index=canon.index)
+            typed["fx_rate"] = pd.Series(np.nan, index=canon.index, dtype="float64")
+            converted = np.full(len(canon), np.nan)
+        with np.errstate(invalid="ignore"):
+            too_large = (amount.to_numpy() > max_amount) | (converted > max_amount)
+        gx_frame["amount_too_large"] = too_large
         if src.mapped("status"):
             status = _codes(_col(canon, "status"), vm.get("status"))
         else:
@@ -539,7 +590,9 @@ def _row_checks(
     src: SourceConfig,
     as_of: date,
     known_person_ids: set[str] | None,
-    currency_rates: dict[str, float] | None,
+    conversion: Conversion | None = None,
+    max_amount: float = DEFAULT_MAX_AMOUNT,
+    min_date: date = DEFAULT_MIN_DATE,
 ) -> list[_RowCheck]:
     kind = src.kind
     ids = typed["source_record_id"]
@@ -604,6 +657,30 @@ def _row_checks(
             detail=date_detail,
         )
     )
+    if kind in FLOORED_KINDS:
+        floor_text = min_date.isoformat()
+        parsed = typed[date_field]
+        checks.append(
+            _RowCheck(
+                CHECK_DATES_AFTER_FLOOR,
+                RULE_DATE_TOO_EARLY,
+                f"{date_field} is on or after quality.min_date ({floor_text}); earlier dates are "
+                "placeholders such as 1900-01-01",
+                expectations=[
+                    _expect(
+                        "expect_column_values_to_be_between",
+                        CHECK_DATES_AFTER_FLOOR,
+                        column=f"{date_field}_days_after_floor",
+                        min_value=0,
+                    )
+                ],
+                detail=lambda idx: [
+                    f"{date_field} {v.date().isoformat()} is before quality.min_date {floor_text} "
+                    "(a placeholder, not a real date)"
+                    for v in parsed.iloc[idx].tolist()
+                ],
+            )
+        )
 
     if kind == "order":
         raw_amount = _col(canon, "amount")
@@ -636,32 +713,91 @@ def _row_checks(
                 detail=lambda idx: [f"amount {a:g} is negative" for a in amounts.iloc[idx].tolist()],
             )
         )
+        bound_text = f"{max_amount:,.0f}" if max_amount >= 1 else f"{max_amount:g}"
+        converted = typed["amount_reporting"]
         currencies = typed["currency"]
+
+        def bound_detail(idx: np.ndarray) -> list[str]:
+            out = []
+            for a, c, r in zip(amounts.iloc[idx].tolist(), currencies.iloc[idx].tolist(), converted.iloc[idx].tolist()):
+                own = f"amount {a:g}" + ("" if c is None or pd.isna(c) else f" {c}")
+                if a > max_amount or conversion is None or pd.isna(r):
+                    out.append(f"{own} is above quality.max_amount ({bound_text})")
+                else:
+                    out.append(f"{own} is {r:g} {conversion.reporting}, above quality.max_amount ({bound_text})")
+            return out
+
+        checks.append(
+            _RowCheck(
+                CHECK_AMOUNTS_WITHIN_BOUND,
+                RULE_AMOUNT_TOO_LARGE,
+                f"amount is at most quality.max_amount ({bound_text}), in its own currency and converted",
+                expectations=[
+                    _expect(
+                        "expect_column_values_to_be_in_set",
+                        CHECK_AMOUNTS_WITHIN_BOUND,
+                        column="amount_too_large",
+                        value_set=[False],
+                    )
+                ],
+                detail=bound_detail,
+            )
+        )
         rc = _RowCheck(
             CHECK_CURRENCIES_KNOWN,
             RULE_UNKNOWN_CURRENCY,
-            "currency is one with a conversion rate in config (currency.rates)",
+            (
+                f"currency is present and has a rate into {conversion.reporting} on the order date "
+                "(currency.rates, currency.rates_file)"
+                if conversion is not None
+                else "currency, where the source maps one, is present and an ISO 4217 code"
+            ),
         )
-        if not src.mapped("currency"):
-            rc.skipped = "currency is not mapped for this source"
-        elif currency_rates is None:
-            rc.skipped = "no currency rates given"
-        else:
-            known_codes = sorted({str(k).upper() for k in currency_rates})
+        if conversion is None and not src.mapped("currency"):
+            rc.skipped = "currency is not mapped and no reporting currency is set: amounts have no named currency"
+        elif conversion is None:
             rc.expectations = [
                 _expect("expect_column_values_to_not_be_null", CHECK_CURRENCIES_KNOWN, column="currency"),
                 _expect(
-                    "expect_column_values_to_be_in_set",
-                    CHECK_CURRENCIES_KNOWN,
-                    column="currency",
-                    value_set=known_codes,
+                    "expect_column_values_to_be_in_set", CHECK_CURRENCIES_KNOWN, column="currency_iso", value_set=[True]
                 ),
             ]
-            shown = ", ".join(known_codes)
             rc.detail = lambda idx: [
-                "currency is empty" if v is None or pd.isna(v) else f"currency {_show(v)} has no rate (known: {shown})"
+                "currency is empty"
+                if v is None or pd.isna(v)
+                else f"currency {_show(v)} is not an ISO 4217 code (map it in value_map.currency)"
                 for v in currencies.iloc[idx].tolist()
             ]
+        else:
+            rc.expectations = [
+                _expect("expect_column_values_to_not_be_null", CHECK_CURRENCIES_KNOWN, column="fx_rate"),
+            ]
+            known = ", ".join(conversion.currencies)
+            order_dates = typed[date_field]
+            mapped_currency = src.mapped("currency")
+
+            def rate_detail(idx: np.ndarray) -> list[str]:
+                out = []
+                for v, when in zip(currencies.iloc[idx].tolist(), order_dates.iloc[idx].tolist()):
+                    if v is None or pd.isna(v):
+                        out.append(
+                            "currency is empty"
+                            if mapped_currency
+                            else "currency is not mapped for this source (columns.currency or "
+                            f"constants.currency), so it cannot be converted into {conversion.reporting}"
+                        )
+                        continue
+                    first = conversion.first_dated(v)
+                    if first is not None and not pd.isna(when):
+                        out.append(
+                            f"currency {_show(v)} has no rate into {conversion.reporting} on or before "
+                            f"{when.date().isoformat()} (its first dated rate is for {first.isoformat()})"
+                        )
+                    else:
+                        out.append(f"currency {_show(v)} has no rate into {conversion.reporting} (rates for: {known})")
+                return out
+
+            rc.detail = rate_detail
         checks.append(rc)
         status_raw = _col(canon, "status")
         rc = _RowCheck(
@@ -876,8 +1012,16 @@ def check_names(src: SourceConfig) -> list[str]:
     rows = [CHECK_IDS_PRESENT, CHECK_IDS_UNIQUE]
     if src.kind != "person":
         rows.append(CHECK_DATES_PARSE)
+    if src.kind in FLOORED_KINDS:
+        rows.append(CHECK_DATES_AFTER_FLOOR)
     if src.kind == "order":
-        rows += [CHECK_AMOUNTS_PARSE, CHECK_AMOUNTS_NON_NEGATIVE, CHECK_CURRENCIES_KNOWN, CHECK_STATUS_VALID]
+        rows += [
+            CHECK_AMOUNTS_PARSE,
+            CHECK_AMOUNTS_NON_NEGATIVE,
+            CHECK_AMOUNTS_WITHIN_BOUND,
+            CHECK_CURRENCIES_KNOWN,
+            CHECK_STATUS_VALID,
+        ]
     if src.kind == "consent":
         rows += [CHECK_GRANTED_VALID, CHECK_PURPOSE_PRESENT]
     if src.kind != "person":
@@ -970,7 +1114,10 @@ def validate_source(
     *,
     as_of: date,
     known_person_ids: set[str] | None = None,
+    conversion: Conversion | None = None,
     currency_rates: dict[str, float] | None = None,
+    max_amount: float = DEFAULT_MAX_AMOUNT,
+    min_date: date = DEFAULT_MIN_DATE,
     previous_rows: int | None = None,
     previous_columns: Sequence[str] | None = None,
     max_row_drop: float = 0.5,
@@ -979,8 +1126,12 @@ def validate_source(
 
     `raw` and `canon` are `sources.readers.read_source` / `to_canonical` output for `src`
     (same rows, same order). `known_person_ids`: accepted ``source_record_id``s of the person
-    source this source refers to (None: only empty references are rejected). `currency_rates`:
-    currency code -> rate (None: currencies are not checked). `previous_rows` /
+    source this source refers to (None: only empty references are rejected). `conversion`: the
+    reporting currency and its rates (`transforms.money.Conversion`; None: amounts stay in
+    their own currency, which must then be empty-free ISO 4217 where the source maps one).
+    `currency_rates` (older callers): undated rates into the currency whose rate is 1, the same
+    as a `conversion` of them. `max_amount` / `min_date`: `quality.max_amount` and
+    `quality.min_date` of the config. `previous_rows` /
     `previous_columns`: the previous run's row count and raw columns (None: not compared).
     ``src.max_row_drop``, when set, overrides `max_row_drop`. Raises `ExpectationConfigError`
     for an unusable ``expectations:`` entry; blocking failures are reported in ``checks`` and
@@ -996,8 +1147,10 @@ def validate_source(
     drop = src.max_row_drop if src.max_row_drop is not None else max_row_drop
     raw_columns = [c for c in raw.columns if c != "_row_number"]
 
-    typed, gx_frame = _typed_frame(canon, src, as_of, known_person_ids)
-    row_checks = _row_checks(canon, typed, src, as_of, known_person_ids, currency_rates)
+    if conversion is None and currency_rates is not None:
+        conversion = _conversion_of_rates(currency_rates)
+    typed, gx_frame = _typed_frame(canon, src, as_of, known_person_ids, conversion, max_amount, min_date)
+    row_checks = _row_checks(canon, typed, src, as_of, known_person_ids, conversion, max_amount, min_date)
     declared = _declared_checks(src, raw_columns)
     file_checks = _file_checks(raw_columns, previous_rows, previous_columns, drop)
 
@@ -1122,6 +1275,13 @@ def validate_source(
         quarantine_by_rule={r: by_rule[r] for r in sorted(by_rule, key=_rule_rank)},
         gx_results=[r.result for r in runs],
     )
+
+
+def _conversion_of_rates(rates: Mapping[str, float]) -> Conversion:
+    ones = [str(k).upper() for k, v in rates.items() if v == 1]
+    if len(ones) != 1:
+        raise ValueError("currency_rates: exactly one currency must have rate 1 (the one converted into)")
+    return Conversion.of(ones[0], rates)
 
 
 def _rule_rank(rule: str) -> tuple[int, str]:

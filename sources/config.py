@@ -239,10 +239,58 @@ class SurvivorshipConfig(_Model):
 
 
 class CurrencyConfig(_Model):
-    reporting: str = "GBP"
-    rates: dict[str, float] = Field(
-        default_factory=lambda: {"GBP": 1.0, "EUR": 0.86, "USD": 0.79, "PLN": 0.20, "SEK": 0.074}
+    """Money (CONTRACT §7). Without `reporting`, amounts stay in their own currency. With it,
+    every order is converted into it at the rate the user gave: `rates` (valid on every date)
+    or a `rates_file` of dated rates (the latest on or before the order date). No rate is built
+    in; an order in a currency with no rate is quarantined (`unknown_currency`)."""
+
+    reporting: str | None = Field(
+        None, description="ISO 4217 code to convert every order amount into; unset: no conversion"
     )
+    rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="reporting-currency units per one unit of each currency (EUR: 0.86)",
+    )
+    rates_file: Path | None = Field(
+        None, description="CSV with columns date,currency,rate: dated rates, relative to the config"
+    )
+
+    @field_validator("reporting")
+    @classmethod
+    def _reporting(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        code = str(v).strip().upper()
+        if not re.fullmatch(r"[A-Z]{3}", code):
+            raise ValueError(f"must be an ISO 4217 currency code such as GBP, got {v!r}")
+        return code
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, v: dict[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for code, rate in v.items():
+            key = str(code).strip().upper()
+            if not re.fullmatch(r"[A-Z]{3}", key):
+                raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+            if not (rate == rate and 0 < rate < float("inf")):
+                raise ValueError(f"{key}: {rate!r} is not a positive number")
+            out[key] = float(rate)
+        return out
+
+    @model_validator(mode="after")
+    def _needs_reporting(self) -> CurrencyConfig:
+        if self.reporting is None and (self.rates or self.rates_file is not None):
+            raise ValueError(
+                "rates need currency.reporting, the currency they convert into "
+                "(without it amounts stay in their own currency)"
+            )
+        if self.reporting is not None and self.rates.get(self.reporting, 1.0) != 1.0:
+            raise ValueError(
+                f"rates.{self.reporting}: the reporting currency converts at 1, "
+                f"got {self.rates[self.reporting]}"
+            )
+        return self
 
 
 class SegmentRule(_Model):
@@ -282,6 +330,12 @@ class PrivacyConfig(_Model):
 
 class QualityConfig(_Model):
     max_row_drop: float = Field(0.5, ge=0, le=1)
+    #: An order amount above this (in its own currency, or converted) is quarantined
+    #: (`amount_too_large`). At most 1e15, so sums stay exact in DECIMAL(38, 6).
+    max_amount: float = Field(1_000_000_000.0, gt=0, le=1e15)
+    #: An order or event dated before this day is a placeholder, not a real date
+    #: (`date_too_early`: 1900-01-01, 1970-01-01 …).
+    min_date: date = date(1990, 1, 1)
 
 
 class Config(_Model):
@@ -524,6 +578,7 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
             "overrides": _resolve(base, cfg.linkage.overrides),
         }
     )
+    currency = cfg.currency.model_copy(update={"rates_file": _resolve(base, cfg.currency.rates_file)})
     return cfg.model_copy(
         update={
             "config_path": cfg.config_path.resolve(),
@@ -532,5 +587,6 @@ def resolve_paths(cfg: Config, base: Path) -> Config:
             "exports": _resolve(base, cfg.exports),
             "sources": sources,
             "linkage": linkage,
+            "currency": currency,
         }
     )

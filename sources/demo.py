@@ -887,6 +887,10 @@ def _stats_json(stats: dict) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+#: The demo's exchange rates into its reporting currency, GBP (written into its scv.yml).
+DEMO_RATES = {"EUR": 0.86, "PLN": 0.20, "USD": 0.79}
+
+
 def _config(end_date: date) -> dict:
     """The config for exactly the files written (CONTRACT §3; keys of sources.config)."""
     pos_csv = {"delimiter": ";", "encoding": "latin-1", "default_country": "GB"}
@@ -1046,6 +1050,9 @@ def _config(end_date: date) -> dict:
                 },
             },
         },
+        # The demo shops sell in GBP, EUR, PLN and USD: figures are reported in GBP at these
+        # rates (GBP per unit). No rate is built into the warehouse; this is the demo's choice.
+        "currency": {"reporting": "GBP", "rates": dict(DEMO_RATES)},
     }
 
 

@@ -41,8 +41,10 @@ __all__ = [
     "SQL_DIR",
     "STAGE_SCHEMA",
     "STAGE_TABLES",
+    "STAGE_TABLE_OF_KIND",
     "ModelError",
     "available_models",
+    "documented_types",
     "load_sql",
     "load_sql_unordered",
     "model_dependencies",
@@ -66,10 +68,12 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 #: of one kind, with `source` set to the source name. Besides the typed accepted columns:
 #: - `person_source`: the person source named by the row's `person.source` config, so that
 #:   `(person_source, person_record_id)` joins `scv.customer_xref (source, source_record_id)`;
-#: - `stage.orders.amount_reporting`: `amount` converted to the reporting currency
-#:   (`currency.reporting` in config; NULL when no rate is known for the currency).
-#: The staging asset creates these tables with these columns (extra columns are harmless);
-#: tests qualify every model against them.
+#: - `stage.orders.amount_reporting`: `amount` converted into `reporting_currency`
+#:   (`currency.reporting` in config) at `fx_rate`; all three NULL when no reporting currency is
+#:   set, and then `amount` stays in its own `currency` (CONTRACT §7: no rate is built in).
+#: The staging asset writes these tables with exactly these columns and types (each frame as an
+#: Arrow table of these types: a type is never guessed from the first rows); tests qualify
+#: every model against them.
 STAGE_TABLES: dict[str, dict[str, str]] = {
     "orders": {
         "source": "VARCHAR",
@@ -81,6 +85,8 @@ STAGE_TABLES: dict[str, dict[str, str]] = {
         "amount": "DOUBLE",
         "currency": "VARCHAR",
         "amount_reporting": "DOUBLE",
+        "reporting_currency": "VARCHAR",
+        "fx_rate": "DOUBLE",
         "status": "VARCHAR",
         "channel": "VARCHAR",
         "attributes": "VARCHAR",
@@ -115,6 +121,16 @@ STAGE_TABLES: dict[str, dict[str, str]] = {
         "segment": "VARCHAR",
     },
 }
+
+
+#: The `stage` table of STAGE_TABLES that stacks the accepted tables of each kind of source.
+STAGE_TABLE_OF_KIND = {"order": "orders", "event": "events", "consent": "consents"}
+
+
+def documented_types(name: str) -> dict[str, str]:
+    """Column -> DuckDB type of documented table `scv.<name>` (warehouse/schema.py), for staging
+    tables written with the same columns (a source's quarantined rows, its source_run row)."""
+    return {c.name: c.type for c in TABLES[name].columns}
 
 
 class ModelError(ValueError):

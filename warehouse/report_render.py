@@ -149,6 +149,7 @@ def synthetic_report(out_dir: Path, people: int = 400, seed: int = 7) -> Path:
                 "recency_days": [rng.randint(0, 700) for _ in buyers],
                 "frequency": [rng.randint(1, 20) for _ in buyers],
                 "monetary": [round(rng.uniform(5, 2000), 2) for _ in buyers],
+                "monetary_currency": "GBP",
                 "r_score": 3,
                 "f_score": 3,
                 "m_score": 3,

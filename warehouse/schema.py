@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SCHEMA", "TABLES", "Column", "Table", "comment_statements", "create_statement"]
+__all__ = ["MONEY_COLUMNS", "SCHEMA", "TABLES", "Column", "Table", "comment_statements", "create_statement"]
 
 SCHEMA = "scv"
 
@@ -131,7 +131,10 @@ TABLES: dict[str, Table] = {
             ("kind", "VARCHAR", "order, event or consent."),
             ("event_type", "VARCHAR", "Order status, event type (page_view, email_open …) or consent purpose."),
             ("channel", "VARCHAR", "online, store, app, email, support …"),
-            ("amount", "DOUBLE", "Order amount in the reporting currency (orders only)."),
+            ("amount", "DOUBLE", "Order amount in `currency` (orders only): converted into currency.reporting when the config sets one, else as the source wrote it."),
+            ("currency", "VARCHAR", "ISO 4217 currency of `amount`: the reporting currency, else the order's own (NULL when the source names none)."),
+            ("source_amount", "DOUBLE", "Order amount as the source wrote it, in `source_currency` (orders only)."),
+            ("source_currency", "VARCHAR", "The order's own currency as the source wrote it (ISO 4217; NULL when the source names none)."),
             ("session_id", "VARCHAR", "Web/app session id, when known."),
             ("stitched", "BOOLEAN", "True when attributed through a session that logged in, not directly."),
             ("attributes", "VARCHAR", "Other source columns, as JSON text."),
@@ -157,11 +160,13 @@ TABLES: dict[str, Table] = {
             ("city", "VARCHAR", "Golden city."),
             ("country", "VARCHAR", "Golden country code."),
             ("orders_count", "INTEGER", "Completed orders up to the as-of date, all channels."),
-            ("total_spend", "DOUBLE", "Sum of completed order amounts, reporting currency."),
+            ("total_spend", "DOUBLE", "Sum of completed order amounts, in `spend_currency`; NULL when those orders are in several currencies and no reporting currency is set (see spend_by_currency)."),
             ("online_orders", "INTEGER", "Completed online orders."),
-            ("online_spend", "DOUBLE", "Completed online spend, reporting currency."),
+            ("online_spend", "DOUBLE", "Completed online spend, in `spend_currency` (NULL as total_spend)."),
             ("store_orders", "INTEGER", "Completed in-store orders."),
-            ("store_spend", "DOUBLE", "Completed in-store spend, reporting currency."),
+            ("store_spend", "DOUBLE", "Completed in-store spend, in `spend_currency` (NULL as total_spend)."),
+            ("spend_currency", "VARCHAR", "ISO 4217 currency of total/online/store_spend: the reporting currency, else the one currency of the customer's completed orders (NULL when several, or none)."),
+            ("spend_by_currency", "VARCHAR", "Completed spend per currency the orders were placed in, as JSON text ({\"EUR\": 120.5, \"GBP\": 45.0}; \"unnamed\" for orders with no currency); {} without orders."),
             ("first_order_date", "DATE", "Date of the first completed order."),
             ("last_order_date", "DATE", "Date of the last completed order."),
             ("channels", "VARCHAR[]", "Channels the customer has been seen on."),
@@ -183,7 +188,8 @@ TABLES: dict[str, Table] = {
             ("as_of_date", "DATE", "Date the scores are computed for."),
             ("recency_days", "INTEGER", "Days from the last completed order to the as-of date."),
             ("frequency", "INTEGER", "Distinct completed orders."),
-            ("monetary", "DOUBLE", "Sum of completed order amounts, reporting currency."),
+            ("monetary", "DOUBLE", "Sum of completed order amounts, in `monetary_currency`; NULL (and m_score NULL) when orders come in several currencies and no reporting currency is set."),
+            ("monetary_currency", "VARCHAR", "ISO 4217 currency of `monetary`: the reporting currency, else the one currency of every counted order."),
             ("r_score", "INTEGER", "Recency score 1-5 (5 = most recent); ties share a score."),
             ("f_score", "INTEGER", "Frequency score 1-5 (5 = most orders); ties share a score."),
             ("m_score", "INTEGER", "Monetary score 1-5 (5 = highest spend); ties share a score."),
@@ -232,6 +238,18 @@ TABLES: dict[str, Table] = {
             history=True,
         ),
     ]
+}
+
+
+#: Every money column of the warehouse and its exports, with the column that names its currency
+#: (CONTRACT §5: money columns name their currency; the exports manifest lists them).
+MONEY_COLUMNS: dict[tuple[str, str], str] = {
+    ("touchpoint", "amount"): "currency",
+    ("touchpoint", "source_amount"): "source_currency",
+    ("customer_profile", "total_spend"): "spend_currency",
+    ("customer_profile", "online_spend"): "spend_currency",
+    ("customer_profile", "store_spend"): "spend_currency",
+    ("rfm", "monetary"): "monetary_currency",
 }
 
 

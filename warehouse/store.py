@@ -26,15 +26,18 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
+from transforms.frame_types import declared_types_of, typed_table
 from warehouse.models import load_sql, model_parameters
-from warehouse.schema import SCHEMA, TABLES, Table, comment_statements, create_statement
+from warehouse.schema import MONEY_COLUMNS, SCHEMA, TABLES, Table, comment_statements, create_statement
 
 __all__ = [
     "Warehouse",
     "WarehouseBusy",
     "change_in_place",
     "change_to_match",
+    "documented_table",
     "drop_relation",
     "empty_frame",
     "fetch_frame",
@@ -96,27 +99,49 @@ def _duck_type(table: Table, column: str) -> str:
     return next(c.type for c in table.columns if c.name == column)
 
 
+def documented_table(df: pd.DataFrame, name: str) -> pa.Table:
+    """The rows of `df` as an Arrow table of documented table `scv.name`'s columns, each of its
+    documented type (`transforms.frame_types.typed_table`), for registering with DuckDB: a type
+    is never guessed from the frame's first rows."""
+    table = TABLES[name]
+    return typed_table(
+        df[table.column_names], {c.name: c.type for c in table.columns}, what=f"scv.{name}", lenient=True
+    )
+
+
 def write_frame(
-    con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame, schema: str = STAGE
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    df: pd.DataFrame,
+    schema: str = STAGE,
+    types: Mapping[str, str] | None = None,
 ) -> int:
     """Replace table `schema.name` with the rows of `df`; returns the row count.
 
     For a documented `scv` table the frame must carry exactly the documented columns (extra or
     missing ones are an error, so the contract cannot drift silently); they are cast to the
-    documented types and commented. CREATE OR REPLACE makes a rerun of the same night idempotent.
+    documented types and commented. A staging table takes the DuckDB `types` declared by the
+    caller (column -> type), else the frame's own dtypes; a column of Python objects without a
+    declared type is an error (DuckDB would type it from its first rows, and a rare value further
+    down would fail the night). CREATE OR REPLACE makes a rerun of the same night idempotent.
     """
     view = f"_frame_{schema}_{name}"
-    con.register(view, df)
+    if schema == SCHEMA:
+        table = TABLES[name]
+        missing = [c for c in table.column_names if c not in df.columns]
+        extra = [c for c in df.columns if c not in table.column_names]
+        if missing or extra:
+            raise ValueError(
+                f"scv.{name}: frame columns differ from warehouse/schema.py "
+                f"(missing {missing}, unexpected {extra})"
+            )
+        frame = documented_table(df, name)
+    else:
+        declared = dict(types) if types is not None else declared_types_of(df, f"{schema}.{name}")
+        frame = typed_table(df, declared, what=f"{schema}.{name}")
+    con.register(view, frame)
     try:
         if schema == SCHEMA:
-            table = TABLES[name]
-            missing = [c for c in table.column_names if c not in df.columns]
-            extra = [c for c in df.columns if c not in table.column_names]
-            if missing or extra:
-                raise ValueError(
-                    f"scv.{name}: frame columns differ from warehouse/schema.py "
-                    f"(missing {missing}, unexpected {extra})"
-                )
             select = ", ".join(
                 f'CAST("{c}" AS {_duck_type(table, c)}) AS "{c}"' for c in table.column_names
             )
@@ -418,9 +443,17 @@ class Warehouse:
         con.execute(f"COPY ({sql}) TO '{_sql_path(tmp)}' (FORMAT parquet)")
         os.replace(tmp, path)
 
-    def write_staged_frame(self, con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
-        """`write_staged` of a DataFrame's rows."""
-        con.register("_staged_frame", frame)
+    def write_staged_frame(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        frame: pd.DataFrame,
+        types: Mapping[str, str] | None = None,
+    ) -> None:
+        """`write_staged` of a DataFrame's rows, typed as declared (`types`, else the frame's own
+        dtypes: see `write_frame`)."""
+        declared = dict(types) if types is not None else declared_types_of(frame, f"staged file {name}")
+        con.register("_staged_frame", typed_table(frame, declared, what=f"staged file {name}"))
         try:
             self.write_staged(con, name, "SELECT * FROM _staged_frame")
         finally:
@@ -481,7 +514,22 @@ class Warehouse:
                 f"SELECT table_name FROM {_AS_PUBLISHED} WHERE published = ?", [token]
             ).fetchall()
         }
-        return set(names) <= have
+        if not set(names) <= have:
+            return False
+        # a table published by an older version with other columns is written whole, once
+        db = con.execute("SELECT current_database()").fetchall()[0][0]
+        for name in names:
+            cols = [
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE database_name = ? "
+                    "AND schema_name = ? AND table_name = ? ORDER BY column_index",
+                    [db, SCHEMA, name],
+                ).fetchall()
+            ]
+            if cols != TABLES[name].column_names:
+                return False
+        return True
 
     @contextmanager
     def read_published(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
@@ -611,12 +659,13 @@ class Warehouse:
                     if stale.name != "data.parquet":
                         stale.unlink()
                 rows = con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0]
+                money = _money_currencies(con, name)
                 tables[name] = {
                     "path": f"{name}/data.parquet",
                     "rows": int(rows),
                     "description": table.comment,
                     "columns": [
-                        {"name": c.name, "type": c.type, "description": c.comment}
+                        {"name": c.name, "type": c.type, "description": c.comment} | money.get(c.name, {})
                         for c in table.columns
                     ],
                 }
@@ -626,6 +675,13 @@ class Warehouse:
             "run_id": run_id,
             "as_of_date": as_of,
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            # every money column, the column naming its currency and the currencies it holds
+            "money": {
+                f"{t}.{c['name']}": {k: c[k] for k in ("currency_column", "currencies")}
+                for t, entry in tables.items()
+                for c in entry["columns"]
+                if "currency_column" in c
+            },
             "tables": tables,
         }
         tmp = self.exports / f".manifest.{run_id}.tmp"
@@ -643,6 +699,23 @@ class Warehouse:
 
     def copy_published_to(self, dest: Path) -> None:
         shutil.copy2(self.published, dest)
+
+
+def _money_currencies(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, dict[str, object]]:
+    """For each money column of `scv.name` (warehouse.schema.MONEY_COLUMNS): the column naming
+    its currency and the currencies found beside a non-zero value (sorted; null: an amount with
+    no named currency), for the exports manifest."""
+    out: dict[str, dict[str, object]] = {}
+    for (table, column), currency_column in MONEY_COLUMNS.items():
+        if table != name:
+            continue
+        found = con.execute(
+            f'SELECT DISTINCT "{currency_column}" FROM {SCHEMA}.{name} WHERE "{column}" IS NOT NULL '
+            f'AND ("{currency_column}" IS NOT NULL OR "{column}" <> 0)'  # zero is zero in any currency
+        ).fetchall()
+        codes = sorted((r[0] for r in found), key=lambda v: (v is None, v or ""))
+        out[column] = {"currency_column": currency_column, "currencies": codes}
+    return out
 
 
 def _tidy_for_publish(con: duckdb.DuckDBPyConnection) -> None:

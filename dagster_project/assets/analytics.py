@@ -19,6 +19,15 @@ def build_analytics_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         partitions_def=partitions,
         deps=["customer_xref", "activity"],
         kinds={"duckdb", "sql"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                C.CHECK_MONETARY_ONE_CURRENCY,
+                asset="rfm",
+                description="Monetary is a sum in one currency: every counted order is in the "
+                "reporting currency, or in the same currency when none is set. Otherwise monetary "
+                "and m_score are NULL and segments come from recency and frequency alone.",
+            )
+        ],
     )
     def rfm(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         """One row per customer with at least one completed order up to the as-of date:
@@ -32,13 +41,39 @@ def build_analytics_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                     "SELECT segment, count(*) FROM scv.rfm GROUP BY ALL ORDER BY 2 DESC"
                 ).fetchall()
             )
+            currencies = [
+                r[0] or "unnamed"
+                for r in con.execute(
+                    "SELECT DISTINCT coalesce(reporting_currency, currency) FROM stage.orders "
+                    "WHERE status = 'completed' AND CAST(order_date AS DATE) <= $as_of ORDER BY 1",
+                    {"as_of": n.as_of},
+                ).fetchall()
+            ]
+            monetary_null = con.execute("SELECT count(*) FROM scv.rfm WHERE monetary IS NULL").fetchall()[0][0]
+        one_currency = not monetary_null
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
                 "as_of_date": n.as_of.isoformat(),
                 "segments": segments,
-                "reporting_currency": cfg.currency.reporting,
-            }
+                "reporting_currency": cfg.currency.reporting or "none: amounts stay in their own currency",
+                "order_currencies": ", ".join(currencies),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=C.CHECK_MONETARY_ONE_CURRENCY,
+                    passed=one_currency,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=(
+                        f"monetary in {currencies[0] if currencies else 'no currency'}"
+                        if one_currency
+                        else f"orders in {', '.join(currencies)} and no currency.reporting: monetary "
+                        "and m_score left empty (amounts in different currencies are never added); "
+                        "set currency.reporting with rates to score spend"
+                    ),
+                    metadata={"customers_without_monetary": int(monetary_null)},
+                )
+            ],
         )
 
     @dg.multi_asset(

@@ -22,6 +22,7 @@ from quality.data_docs import build_data_docs
 from quality.suites import warm_up
 from quality.validate import field_findings, findings_from_counts, validate_source
 from sources.config import Config, SourceConfig
+from sources.rates import RatesError, conversion_for, rates_fingerprint
 from sources.readers import SourceReadError, file_fingerprint, read_source, to_canonical
 from transforms.privacy import (
     ERASED_RULE,
@@ -30,8 +31,9 @@ from transforms.privacy import (
     split_erased,
     split_erased_activity,
 )
-from transforms.standardise import standardise_persons
+from transforms.standardise import PERSON_STD_TYPES, standardise_persons
 from transforms.standardise.reuse import reuse_plan, write_reusing
+from warehouse.models import STAGE_TABLE_OF_KIND, STAGE_TABLES, documented_types
 from warehouse.store import fetch_frame, relation_names, write_frame
 
 __version__ = version("scv-warehouse")
@@ -204,7 +206,8 @@ def _validation_key(cfg: Config, src: SourceConfig, suppressed: set[str], con) -
     parts = {
         "landing": read_landing_state(cfg, src.name).get("fingerprint"),
         "source": src.model_dump(mode="json"),
-        "rates": cfg.currency.rates,
+        "currency": rates_fingerprint(cfg.currency) if src.kind == "order" else None,
+        "plausible": [cfg.quality.max_amount, cfg.quality.min_date.isoformat()],
         "max_row_drop": cfg.quality.max_row_drop,
         "ref": ref,
         "suppressed": sorted(suppressed),
@@ -325,7 +328,7 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             ]
         )
         with warehouse.store.stage() as con:
-            write_frame(con, f"source_run_{name}", source_run)
+            write_frame(con, f"source_run_{name}", source_run, types=documented_types("source_run"))
         return dg.MaterializeResult(
             metadata={
                 **{k: v for k, v in summary.items() if k != "data_docs"},
@@ -356,6 +359,10 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
                 )
         prev = previous_source_run(warehouse, name)
         landing = read_landing_state(cfg, name)
+        try:
+            conversion = conversion_for(cfg.currency) if src.kind == "order" else None
+        except RatesError as exc:
+            raise dg.Failure(description=f"source {name}: {exc}", allow_retries=False) from None
         outcome = validate_source(
             raw,
             canon,
@@ -363,7 +370,9 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             as_of=n.as_of,
             # rows of an erased person are told apart from rows of unknown people below
             known_person_ids=(known | erased_refs) if known is not None else None,
-            currency_rates=cfg.currency.rates,
+            conversion=conversion,
+            max_amount=cfg.quality.max_amount,
+            min_date=cfg.quality.min_date,
             previous_rows=int(prev["rows_in"]) if prev else None,
             previous_columns=landing.get("previous_columns"),
             max_row_drop=src.max_row_drop if src.max_row_drop is not None else cfg.quality.max_row_drop,
@@ -401,10 +410,6 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             if erased_refs:
                 accepted, erased = split_erased_activity(accepted, erased_refs, name)
             accepted = accepted.assign(person_source=src.person.source)
-            if src.kind == "order":
-                accepted = accepted.assign(
-                    amount_reporting=accepted["amount"] * accepted["currency"].map(cfg.currency.rates)
-                )
         quarantine = pd.concat([q for q in (quarantine, erased) if len(q)] or [quarantine], ignore_index=True)
         quarantine = quarantine.sort_values("row_number", kind="stable").assign(run_at=n.run_at)
         with warehouse.store.stage() as con:
@@ -412,7 +417,13 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             if src.kind == "person":
                 # the rows and what they were standardised from, together or not at all
                 rows_ok = write_reusing(
-                    con, accepted, reused, std_inputs, f"stage.accepted_{name}", f"stage.std_inputs_{name}"
+                    con,
+                    accepted,
+                    reused,
+                    std_inputs,
+                    f"stage.accepted_{name}",
+                    f"stage.std_inputs_{name}",
+                    PERSON_STD_TYPES,
                 )
                 write_frame(con, f"std_key_{name}", pd.DataFrame({"key": [std_key]}))
                 findings = findings_from_counts(
@@ -424,8 +435,10 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
                     )
                 )
             else:
-                rows_ok = write_frame(con, f"accepted_{name}", accepted)
-            write_frame(con, f"quarantine_{name}", quarantine)
+                rows_ok = write_frame(
+                    con, f"accepted_{name}", accepted, types=STAGE_TABLES[STAGE_TABLE_OF_KIND[src.kind]]
+                )
+            write_frame(con, f"quarantine_{name}", quarantine, types=documented_types("quarantine"))
             con.execute("COMMIT")
 
         rows_in, rows_q = len(raw), len(quarantine)

@@ -24,6 +24,7 @@ from warehouse.schema import TABLES
 from warehouse.store import (
     change_in_place,
     change_to_match,
+    documented_table,
     drop_relation,
     empty_frame,
     fetch_frame,
@@ -189,7 +190,7 @@ def _write_golden(con, warehouse: WarehouseResource, decided: dict[str, pd.DataF
             for name, frame in decided.items():
                 cols = ", ".join(f'"{c}"' for c in TABLES[name].column_names)
                 view = f"_decided_{name}"
-                con.register(view, frame[list(TABLES[name].column_names)])
+                con.register(view, documented_table(frame, name))
                 try:
                     typed = ", ".join(f'CAST("{c.name}" AS {c.type}) AS "{c.name}"' for c in TABLES[name].columns)
                     if in_place:
@@ -268,7 +269,7 @@ def _write_partial_xref(con, warehouse: WarehouseResource, assigned: pd.DataFram
     otherwise it is written once, in (source, source_record_id) order like a full assignment.
     Returns how: "in place" or "rewritten"."""
     cols = ", ".join(f'"{c}"' for c in TABLES["customer_xref"].column_names)
-    con.register("_assigned", assigned)
+    con.register("_assigned", documented_table(assigned, "customer_xref"))
     try:
         if warehouse.store.as_published(con, ["customer_xref"]):
             change_in_place(

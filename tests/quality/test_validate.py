@@ -165,6 +165,9 @@ def test_accepted_orders_are_typed(tmp_path):
         "order_date",
         "amount",
         "currency",
+        "amount_reporting",
+        "reporting_currency",
+        "fx_rate",
         "status",
         "channel",
         "attributes",
@@ -174,6 +177,9 @@ def test_accepted_orders_are_typed(tmp_path):
     assert acc["order_date"].tolist() == [pd.Timestamp("2024-01-05"), pd.Timestamp("2024-06-02 23:59")]
     assert acc["amount"].dtype == "float64" and acc["amount"].tolist() == [10.5, 0.0]
     assert acc["currency"].tolist() == ["GBP", "EUR"]
+    # RATES: GBP is the currency with rate 1, so both are converted into it
+    assert acc["fx_rate"].tolist() == [1.0, 0.86] and acc["reporting_currency"].tolist() == ["GBP", "GBP"]
+    assert acc["amount_reporting"].tolist() == [10.5, 0.0]
     assert acc["status"].tolist() == ["completed", "returned"]  # value_map ignores case
     assert acc["channel"].tolist() == ["online", "online"]
     assert json.loads(acc["attributes"].iloc[0]) == {"coupon": "SPRING"}

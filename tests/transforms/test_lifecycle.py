@@ -121,6 +121,8 @@ def add_orders(con, orders: dict[str, list]) -> None:
                     10.0,
                     "GBP",
                     10.0,
+                    "GBP",
+                    1.0,
                     status,
                     "online",
                     "{}",

@@ -188,7 +188,8 @@ def test_grid_rendering_refuses_maps_that_depend_on_more_than_r_and_fm():
 
 def make_warehouse(orders: list[dict], customers: list[str] | None = None, rules=None):
     """An in-memory staging database holding `orders` (dicts with customer, date, status, amount,
-    amount_reporting, ...), one person record per customer, and the segment map."""
+    amount_reporting, reporting_currency (default GBP; None: no reporting currency) ...), one
+    person record per customer, and the segment map."""
     con = duckdb.connect()
     con.execute("CREATE SCHEMA stage")
     con.execute("CREATE SCHEMA scv")
@@ -226,6 +227,8 @@ def make_warehouse(orders: list[dict], customers: list[str] | None = None, rules
                 amount,
                 o.get("currency", "GBP"),
                 o.get("amount_reporting", amount),
+                o.get("reporting_currency", "GBP"),
+                o.get("fx_rate", 1.0),
                 o.get("status", "completed"),
                 "online",
                 "{}",

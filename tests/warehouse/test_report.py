@@ -142,6 +142,7 @@ def fill(con) -> None:
                 "recency_days": [3, 40, 400],
                 "frequency": [9, 2, 1],
                 "monetary": [830.5, 120.0, 19.99],
+                "monetary_currency": ["GBP"] * 3,
                 "r_score": [5, 3, 1],
                 "f_score": [5, 3, 1],
                 "m_score": [5, 3, 1],

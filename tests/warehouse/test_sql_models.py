@@ -131,6 +131,8 @@ def order(rid, person, when, status, channel, amount, source="shop_orders"):
         "amount": amount,
         "currency": "GBP",
         "amount_reporting": amount,
+        "reporting_currency": "GBP",
+        "fx_rate": 1.0,
         "status": status,
         "channel": channel,
         "attributes": "{}",

@@ -124,6 +124,16 @@ PERSON_STD_COLUMNS = (
     "field_issues",
 )
 
+#: DuckDB type of each standardised column: the staged `stage.accepted_<person source>` tables
+#: are written with these (`transforms.frame_types.typed_table`), never with types guessed from
+#: the first rows (an empty `field_issues` list on every early row once typed the column NULL[]).
+PERSON_STD_TYPES: dict[str, str] = {
+    **{c: "VARCHAR" for c in PERSON_STD_COLUMNS},
+    "_row_number": "BIGINT",
+    "updated_at": "TIMESTAMP",
+    "field_issues": "VARCHAR[]",
+}
+
 
 @functools.lru_cache(maxsize=65536)
 def _email_parts(value: str) -> tuple[str | None, str | None]:
@@ -285,6 +295,7 @@ __all__ = [
     "MAX_AGE_YEARS",
     "ORIGINAL_FIELDS",
     "PERSON_STD_COLUMNS",
+    "PERSON_STD_TYPES",
     "PLACEHOLDER_DATES",
     "PLACEHOLDER_EMAILS",
     "PLACEHOLDER_EMAIL_DOMAINS",

@@ -6,11 +6,17 @@
 -- on or before $as_of count.
 --
 -- Definitions:
---   orders       touchpoints of kind 'order' with status (event_type) 'completed'; figures in the
---                reporting currency, summed exactly (each amount to 6 decimals) and rounded half
---                away from zero to the cent, so a figure never depends on the order DuckDB's
---                threads add it up in. Channel groups (lower-cased): online = online, web, app,
---                mobile, ecommerce; store = store, pos, in_store, instore, retail.
+--   orders       touchpoints of kind 'order' with status (event_type) 'completed'; figures summed
+--                exactly (each amount to 6 decimals) and rounded half away from zero to the cent,
+--                so a figure never depends on the order DuckDB's threads add it up in. Channel
+--                groups (lower-cased): online = online, web, app, mobile, ecommerce; store =
+--                store, pos, in_store, instore, retail.
+--   spend        total/online/store_spend are in spend_currency: touchpoint.currency (the
+--                reporting currency when the config sets one, else the order's own) when all the
+--                customer's completed orders share it; when they do not, the three are NULL, as
+--                is spend_currency: amounts in different currencies are never added up.
+--                spend_by_currency: JSON text, the completed spend per currency the orders were
+--                placed in (touchpoint.source_currency; "unnamed" when the source names none).
 --   channels     distinct non-null channels of the customer's touchpoints, sorted.
 --   last_seen_*  latest touchpoint on an online-group channel / a store-group channel.
 --   emails_*_90d events on channel 'email' dated in the 90 days ending on $as_of (inclusive),
@@ -33,6 +39,9 @@ WITH tp AS (
         lower(t.event_type) AS event_type,
         lower(t.channel) AS channel,
         t.amount,
+        t.currency,
+        t.source_amount,
+        t.source_currency,
         t.attributes,
         lower(t.channel) IN ('online', 'web', 'app', 'mobile', 'ecommerce') AS is_online,
         lower(t.channel) IN ('store', 'pos', 'in_store', 'instore', 'retail') AS is_store
@@ -43,6 +52,8 @@ WITH tp AS (
 orders AS (
     SELECT
         customer_id,
+        count(DISTINCT coalesce(currency, '')) = 1 AS one_currency,
+        any_value(currency) AS spend_currency,
         count(*) AS orders_count,
         CAST(round(sum(CAST(amount AS DECIMAL(38, 6))), 2) AS DOUBLE) AS total_spend,
         count(*) FILTER (WHERE is_online) AS online_orders,
@@ -53,6 +64,23 @@ orders AS (
         max(CAST(occurred_at AS DATE)) AS last_order_date
     FROM tp
     WHERE kind = 'order' AND event_type = 'completed'
+    GROUP BY customer_id
+),
+
+spend_by_currency AS (
+    SELECT
+        customer_id,
+        CAST(to_json(map_from_entries(list({'key': currency, 'value': spend} ORDER BY currency))) AS VARCHAR)
+            AS spend_by_currency
+    FROM (
+        SELECT
+            customer_id,
+            coalesce(source_currency, 'unnamed') AS currency,
+            CAST(round(sum(CAST(source_amount AS DECIMAL(38, 6))), 2) AS DOUBLE) AS spend
+        FROM tp
+        WHERE kind = 'order' AND event_type = 'completed'
+        GROUP BY ALL
+    ) AS per_currency
     GROUP BY customer_id
 ),
 
@@ -153,11 +181,13 @@ SELECT
     c.city,
     c.country,
     coalesce(o.orders_count, 0) AS orders_count,
-    coalesce(o.total_spend, 0) AS total_spend,
+    CASE WHEN o.customer_id IS NULL THEN 0 WHEN o.one_currency THEN o.total_spend END AS total_spend,
     coalesce(o.online_orders, 0) AS online_orders,
-    coalesce(o.online_spend, 0) AS online_spend,
+    CASE WHEN o.customer_id IS NULL THEN 0 WHEN o.one_currency THEN o.online_spend END AS online_spend,
     coalesce(o.store_orders, 0) AS store_orders,
-    coalesce(o.store_spend, 0) AS store_spend,
+    CASE WHEN o.customer_id IS NULL THEN 0 WHEN o.one_currency THEN o.store_spend END AS store_spend,
+    CASE WHEN o.one_currency THEN o.spend_currency END AS spend_currency,
+    coalesce(sc.spend_by_currency, '{}') AS spend_by_currency,
     o.first_order_date,
     o.last_order_date,
     coalesce(cl.channels, CAST([] AS VARCHAR[])) AS channels,
@@ -173,6 +203,7 @@ SELECT
     CAST($as_of AS DATE) AS as_of_date
 FROM scv.customer AS c
 LEFT JOIN orders AS o ON o.customer_id = c.customer_id
+LEFT JOIN spend_by_currency AS sc ON sc.customer_id = c.customer_id
 LEFT JOIN channel_list AS cl ON cl.customer_id = c.customer_id
 LEFT JOIN seen AS s ON s.customer_id = c.customer_id
 LEFT JOIN email AS e ON e.customer_id = c.customer_id

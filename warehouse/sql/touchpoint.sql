@@ -15,7 +15,9 @@
 --   nobody      customer_id NULL (anonymous sessions that never log in, unknown person ids):
 --               kept, so counts of the timeline add up to the accepted rows.
 -- kind/event_type: order/status, event/event_type, consent/purpose (granted is in attributes).
--- amount: orders only, in the reporting currency (stage.orders.amount_reporting).
+-- amount/currency: orders only; converted into the reporting currency when the config sets one
+-- (stage.orders.amount_reporting, reporting_currency), else the order's own amount and currency.
+-- source_amount/source_currency: the order's own, always (CONTRACT §7: no rate is built in).
 WITH orders AS (
     SELECT
         o.source,
@@ -25,7 +27,10 @@ WITH orders AS (
         'order' AS kind,
         o.status AS event_type,
         o.channel,
-        o.amount_reporting AS amount,
+        CASE WHEN o.reporting_currency IS NOT NULL THEN o.amount_reporting ELSE o.amount END AS amount,
+        coalesce(o.reporting_currency, o.currency) AS currency,
+        o.amount AS source_amount,
+        o.currency AS source_currency,
         CAST(NULL AS VARCHAR) AS session_id,
         FALSE AS stitched,
         o.attributes
@@ -71,6 +76,9 @@ events AS (
         e.event_type,
         e.channel,
         CAST(NULL AS DOUBLE) AS amount,
+        CAST(NULL AS VARCHAR) AS currency,
+        CAST(NULL AS DOUBLE) AS source_amount,
+        CAST(NULL AS VARCHAR) AS source_currency,
         e.session_id,
         (e.direct_customer_id IS NULL AND s.customer_id IS NOT NULL) AS stitched,
         e.attributes
@@ -89,6 +97,9 @@ consents AS (
         c.purpose AS event_type,
         CAST(NULL AS VARCHAR) AS channel,
         CAST(NULL AS DOUBLE) AS amount,
+        CAST(NULL AS VARCHAR) AS currency,
+        CAST(NULL AS DOUBLE) AS source_amount,
+        CAST(NULL AS VARCHAR) AS source_currency,
         CAST(NULL AS VARCHAR) AS session_id,
         FALSE AS stitched,
         CAST(json_object('granted', c.granted) AS VARCHAR) AS attributes
@@ -115,6 +126,9 @@ SELECT
     t.event_type,
     t.channel,
     t.amount,
+    t.currency,
+    t.source_amount,
+    t.source_currency,
     t.session_id,
     t.stitched,
     t.attributes
