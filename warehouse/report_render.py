@@ -128,15 +128,19 @@ def synthetic_report(out_dir: Path, people: int = 400, seed: int = 7) -> Path:
                 customer[c] = None
         write_frame(con, "customer", customer, schema="scv")
         history = [
-            (run_at, f"old{i}", rng.choice(ids), "merge", rng.randint(1, 3)) for i in range(9)
+            (run_at, f"old{i}", rng.choice(ids), "merge", rng.randint(1, 3), "linkage")
+            for i in range(9)
         ]
-        history += [(run_at, rng.choice(ids), f"new{i}", "split", 1) for i in range(2)]
+        history += [(run_at, rng.choice(ids), f"new{i}", "split", 1, "linkage") for i in range(2)]
         write_frame(
             con,
             "customer_id_history",
             pd.DataFrame(
                 history,
-                columns=["run_at", "old_customer_id", "new_customer_id", "change", "records_moved"],
+                columns=[
+                    "run_at", "old_customer_id", "new_customer_id", "change", "records_moved",
+                    "reason",
+                ],
             ),
             schema="scv",
         )
