@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from sources.config import Config, load_config
-from warehouse.store import Warehouse, WarehouseBusy
+from warehouse.store import PublishedLocked, Warehouse, WarehouseBusy
 
 
 class ScvConfigResource(dg.ConfigurableResource):
@@ -46,6 +46,11 @@ class WarehouseResource(dg.ConfigurableResource):
         except WarehouseBusy as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         self._lock = lock
+        try:
+            self.store.check_published_readable()
+        except PublishedLocked as exc:
+            self.teardown_after_execution(context)
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._lock is not None:

@@ -91,14 +91,18 @@ def preflight(cfg: Config) -> None:
     database table that cannot be read (sources/preflight.py), or a night or an erasure holding
     the warehouse (its lock names it)."""
     from sources.preflight import check_inputs
-    from warehouse.store import Warehouse, WarehouseBusy
+    from warehouse.store import PublishedLocked, Warehouse, WarehouseBusy
 
     check_inputs(cfg)
+    store = Warehouse(cfg.warehouse, cfg.staging_warehouse, cfg.exports)
     try:
-        Warehouse(cfg.warehouse, cfg.staging_warehouse, cfg.exports).check_free()
+        store.check_free()
+        store.check_published_readable()
     except WarehouseBusy as exc:
         night = "another night is running: " if exc.holder.startswith("Dagster run") else ""
         raise CliError(f"not started, {night}{exc}") from None
+    except PublishedLocked as exc:
+        raise CliError(f"not started: {exc}") from None
 
 
 def first_failure(result) -> str:

@@ -337,6 +337,19 @@ def empty_frame(name: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in TABLES[name].column_names})
 
 
+class PublishedLocked(RuntimeError):
+    """The published warehouse is open read-write in another process (see
+    `Warehouse.check_published_readable`); names the holder and the fix."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path, self.holder = path, holder
+        super().__init__(
+            f"{path} is open for writing by another program ({holder}), so the night cannot "
+            "read it: close that connection, and connect read-only "
+            f"(duckdb.connect('{path}', read_only=True), or `scv sql`), then run again"
+        )
+
+
 class WarehouseBusy(RuntimeError):
     """Another night (or an erasure) holds the warehouse's lock. `holder` is what the lock file
     says (`<what>, pid <n>, since <time>`), `pid` the holding process when it says so."""
@@ -414,6 +427,23 @@ class Warehouse:
             except BlockingIOError:
                 raise self._busy(fh) from None
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def check_published_readable(self) -> None:
+        """Raise PublishedLocked when another process holds the published file open for
+        writing (an analyst's `duckdb.connect(path)`, read-write by default): DuckDB then lets
+        nobody else open it, and the night reads last night's tables from it. Read-only
+        connections (`read_only=True`, `scv sql`) share the file with the night."""
+        if not self.published.exists():
+            return
+        try:
+            duckdb.connect(str(self.published), read_only=True).close()
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():
+                raise
+            found = re.search(r"held in (.+?) \(PID (\d+)\)", text)
+            holder = f"{found.group(1)}, pid {found.group(2)}" if found else "another process"
+            raise PublishedLocked(self.published, holder) from None
 
     def _busy(self, fh: Any) -> WarehouseBusy:
         fh.seek(0)
