@@ -6,6 +6,7 @@ what is wrong (`ConfigError`). Relative paths resolve against the config file's 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import UTC, date, datetime
@@ -273,7 +274,7 @@ class CurrencyConfig(_Model):
             key = str(code).strip().upper()
             if not re.fullmatch(r"[A-Z]{3}", key):
                 raise ValueError(f"{code!r} is not an ISO 4217 currency code")
-            if not (rate == rate and 0 < rate < float("inf")):
+            if not (math.isfinite(rate) and rate > 0):
                 raise ValueError(f"{key}: {rate!r} is not a positive number")
             out[key] = float(rate)
         return out

@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from tests_support import run_scv
 
 from sources.config import load_config
-from tests_support import run_scv
 
 pytestmark = pytest.mark.slow
 

@@ -30,6 +30,7 @@ from quality.validate import (
 )
 from sources.config import SourceConfig
 from sources.readers import read_source, to_canonical
+from transforms.money import Conversion
 
 AS_OF = date(2024, 6, 1)
 RATES = {"GBP": 1.0, "EUR": 0.86}
@@ -530,3 +531,126 @@ def test_field_findings_counts_issue_lists():
     ]
     assert field_findings(std.iloc[1:3]).empty
     assert list(field_findings(pd.DataFrame({"x": [1]})).columns) == ["field", "rule", "count"]
+
+
+# --- issue 19: plausible values (item 7) and money (item 1) ---------------------------------
+
+PLAUSIBILITY = """order_id,cust,created,total,cur,st
+1,C1,2024-01-05,10.50,GBP,C
+2,C1,2024-01-06,1e308,GBP,C
+3,C1,1900-01-01,12,GBP,C
+4,C1,2024-01-07,1000000000,GBP,C
+5,C1,2024-01-07,1000000000.01,GBP,C
+6,C1,1989-12-31,3,GBP,C
+7,C1,1990-01-01,3,GBP,C
+"""
+
+
+def test_implausible_amounts_and_placeholder_dates_go_to_their_own_rules(tmp_path):
+    """The night used to fail in `rfm` on 1e308 (DECIMAL(38, 6) overflow), and a 1900-01-01
+    order set first_order_date: both are now row rules, with every row accounted for."""
+    src = order_source(tmp_path, PLAUSIBILITY)
+    _, outcome = run(src, known_person_ids={"C1"})
+    assert rules_by_row(outcome) == {2: "amount_too_large", 3: "date_too_early", 5: "amount_too_large", 6: "date_too_early"}
+    assert outcome.rows_in == 7 and outcome.rows_accepted == 3 and outcome.rows_quarantined == 4
+    q = outcome.quarantine.set_index("row_number")["detail"]
+    assert q[2] == "amount 1e+308 GBP is above quality.max_amount (1,000,000,000)"
+    assert q[3] == "order_date 1900-01-01 is before quality.min_date 1990-01-01 (a placeholder, not a real date)"
+    assert list(outcome.quarantine_by_rule) == ["date_too_early", "amount_too_large"]  # RULE_ORDER
+
+
+def test_the_bounds_come_from_config_and_a_converted_amount_is_bounded_too(tmp_path):
+    src = order_source(tmp_path, PLAUSIBILITY)
+    _, outcome = run(
+        src, known_person_ids={"C1"}, max_amount=20.0, min_date=date(1800, 1, 1),
+        conversion=Conversion.of("JPY", {"GBP": 190.0}),
+    )  # fmt: skip
+    # 10.50 GBP is 1,995 JPY: above 20 once converted; 12 GBP dated 1900 now counts as a date
+    assert rules_by_row(outcome) == {r: "amount_too_large" for r in range(1, 8)}
+    details = outcome.quarantine.set_index("row_number")["detail"]
+    assert details[1] == "amount 10.5 GBP is 1995 JPY, above quality.max_amount (20)"
+
+
+def test_events_are_floored_but_consents_are_kept(tmp_path):
+    events = source(
+        tmp_path, "web.csv", "event_id,user,ts,type\ne1,C1,1900-01-01,open\ne2,C1,2024-01-01,open\n",
+        kind="event", id="event_id", person={"source": "crm", "key": "user"},
+        columns={"event_time": "ts", "event_type": "type"},
+    )  # fmt: skip
+    _, outcome = run(events, known_person_ids={"C1"})
+    assert rules_by_row(outcome) == {1: "date_too_early"}
+    consents = source(
+        tmp_path, "consents.csv", "id,cust,purpose,opt,at\n1,C1,email,no,1900-01-01\n",
+        kind="consent", id="id", person={"source": "crm", "key": "cust"},
+        columns={"purpose": "purpose", "granted": "opt", "recorded_at": "at"},
+    )  # fmt: skip
+    _, outcome = run(consents, known_person_ids={"C1"})
+    assert outcome.rows_accepted == 1  # a withdrawal with a placeholder date still counts
+
+
+US_SHOP = """order_id,cust,created,total,cur,st
+1,C1,2024-01-05,100.00,USD,C
+2,C1,2024-02-05,50.00,usd,C
+3,C1,2024-02-06,5.00,US$,C
+4,C1,2024-02-07,5.00,,C
+5,C1,2024-03-01,20.00,EUR,C
+"""
+
+
+def test_without_a_reporting_currency_amounts_stay_as_written(tmp_path):
+    """Issue 19: a US shop's USD amounts were multiplied by a built-in 0.79."""
+    src = order_source(tmp_path, US_SHOP)
+    _, outcome = run(src, known_person_ids={"C1"})
+    assert rules_by_row(outcome) == {3: "unknown_currency", 4: "unknown_currency"}
+    acc = outcome.accepted
+    assert acc["amount"].tolist() == [100.0, 50.0, 20.0]
+    assert acc["currency"].tolist() == ["USD", "USD", "EUR"]
+    assert acc["amount_reporting"].isna().all() and acc["fx_rate"].isna().all()
+    assert acc["reporting_currency"].isna().all()
+    q = outcome.quarantine.set_index("row_number")["detail"]
+    assert q[3] == "currency 'US$' is not an ISO 4217 code (map it in value_map.currency)"
+    assert q[4] == "currency is empty"
+
+
+def test_a_source_that_names_no_currency_is_not_checked_without_conversion(tmp_path):
+    src = source(
+        tmp_path, "o.csv", "order_id,cust,created,total\n1,C1,2024-01-05,7\n",
+        kind="order", id="order_id", person={"source": "crm", "key": "cust"},
+        columns={"order_date": "created", "amount": "total"},
+    )  # fmt: skip
+    _, outcome = run(src, known_person_ids={"C1"})
+    assert outcome.rows_accepted == 1 and pd.isna(outcome.accepted["currency"].iloc[0])
+    # converting needs to know the currency
+    _, outcome = run(src, known_person_ids={"C1"}, conversion=Conversion.of("GBP"))
+    assert rules_by_row(outcome) == {1: "unknown_currency"}
+    assert "not mapped for this source" in outcome.quarantine["detail"].iloc[0]
+
+
+def test_reporting_in_the_source_currency_changes_nothing_and_quarantines_the_rest(tmp_path):
+    """Issue 19: `currency: {reporting: USD}` still applied the built-in rates."""
+    src = order_source(tmp_path, US_SHOP)
+    _, outcome = run(src, known_person_ids={"C1"}, conversion=Conversion.of("USD"))
+    assert rules_by_row(outcome) == {3: "unknown_currency", 4: "unknown_currency", 5: "unknown_currency"}
+    acc = outcome.accepted
+    assert acc["amount_reporting"].tolist() == acc["amount"].tolist() == [100.0, 50.0]
+    assert acc["fx_rate"].tolist() == [1.0, 1.0] and acc["reporting_currency"].tolist() == ["USD", "USD"]
+    details = outcome.quarantine.set_index("row_number")["detail"]
+    assert details[5] == "currency 'EUR' has no rate into USD (rates for: USD)"
+
+
+def test_dated_rates_convert_at_the_latest_rate_on_or_before_the_order_date(tmp_path):
+    dated = pd.DataFrame(
+        {"currency": ["USD", "USD"], "valid_from": pd.to_datetime(["2024-01-05", "2024-02-06"]), "rate": [0.8, 0.75]}
+    )
+    src = order_source(tmp_path, US_SHOP.replace("2024-01-05", "2024-01-04", 1) + "6,C1,2024-01-05,10,USD,C\n")
+    _, outcome = run(src, known_person_ids={"C1"}, conversion=Conversion.of("GBP", {"EUR": 0.86}, dated))
+    rules = rules_by_row(outcome)
+    assert rules == {1: "unknown_currency", 3: "unknown_currency", 4: "unknown_currency"}
+    acc = outcome.accepted.set_index("source_record_id")
+    assert acc.loc["2", "fx_rate"] == 0.8  # 2024-02-05: the rate of 2024-01-05 still holds
+    assert acc.loc["6", "fx_rate"] == 0.8  # on the rate's own date
+    assert acc.loc["5", "amount_reporting"] == pytest.approx(17.2)  # EUR at the undated rate
+    details = outcome.quarantine.set_index("row_number")["detail"]
+    assert details[1] == (
+        "currency 'USD' has no rate into GBP on or before 2024-01-04 (its first dated rate is for 2024-01-05)"
+    )

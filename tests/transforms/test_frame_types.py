@@ -9,7 +9,11 @@ import pytest
 
 from sources.config import SourceConfig
 from transforms.frame_types import TypeDeclarationError, arrow_type, typed_table
-from transforms.standardise import PERSON_STD_COLUMNS, PERSON_STD_TYPES, standardise_persons
+from transforms.standardise import (
+    PERSON_STD_COLUMNS,
+    PERSON_STD_TYPES,
+    standardise_persons,
+)
 from transforms.standardise.reuse import reuse_plan, write_reusing
 from warehouse.store import write_frame
 

@@ -565,3 +565,42 @@ def test_monetary_is_an_exact_decimal_sum_rounded_to_the_cent():
         for d, a in ((1, 1.005), (2, 0.1), (3, 0.2))
     ]
     assert rfm(make_warehouse(orders)).loc["a", "monetary"] == 1.31
+
+
+# --- issue 19, item 1: no built-in rates; monetary only in one currency ---------------------
+
+
+def test_one_currency_without_a_reporting_currency_scores_in_that_currency():
+    """A US shop with no currency settings: monetary is the USD sum, named USD."""
+    orders = [
+        {"customer": "a", "date": days_ago(3), "amount": 100.0, "currency": "USD", "amount_reporting": None, "reporting_currency": None, "fx_rate": None},
+        {"customer": "b", "date": days_ago(5), "amount": 40.0, "currency": "USD", "amount_reporting": None, "reporting_currency": None, "fx_rate": None},
+    ]  # fmt: skip
+    out = rfm(make_warehouse(orders))
+    assert out.loc["a", "monetary"] == 100.0 and out.loc["a", "monetary_currency"] == "USD"
+    assert out.loc["a", "m_score"] > out.loc["b", "m_score"]
+
+
+def test_several_currencies_without_a_reporting_currency_leave_monetary_empty():
+    """GBP is never added to EUR: monetary and m_score are NULL for everyone, and the segment
+    comes from recency and frequency alone (the map looked up with m = f)."""
+    own = {"amount_reporting": None, "reporting_currency": None, "fx_rate": None}
+    orders = [
+        {"customer": "a", "date": days_ago(2), "amount": 100.0, "currency": "GBP", **own},
+        {"customer": "a", "date": days_ago(4), "amount": 100.0, "currency": "EUR", **own},
+        {"customer": "b", "date": days_ago(300), "amount": 5.0, "currency": "GBP", **own},
+    ]
+    out = rfm(make_warehouse(orders))
+    assert out["monetary"].isna().all() and out["m_score"].isna().all() and out["monetary_currency"].isna().all()
+    segments = segment_table().set_index(["r_score", "f_score", "m_score"])["segment"]
+    for c in ("a", "b"):
+        r, f = int(out.loc[c, "r_score"]), int(out.loc[c, "f_score"])
+        assert out.loc[c, "segment"] == segments[(r, f, f)]
+
+
+def test_an_amount_beyond_the_decimal_range_crashes_the_model_so_the_gate_bounds_it():
+    """Issue 19, item 7: one order of 1e308 failed the whole night here. The quality gate now
+    quarantines amounts above quality.max_amount (at most 1e15), so this never reaches rfm."""
+    with pytest.raises(duckdb.Error, match="(?i)overflow|out of range|could not convert|conversion"):
+        rfm(make_warehouse([{"customer": "a", "date": days_ago(1), "amount": 1e308}]))
+    assert rfm(make_warehouse([{"customer": "a", "date": days_ago(1), "amount": 1e15}])).loc["a", "monetary"] == 1e15

@@ -527,3 +527,56 @@ def test_spend_is_summed_in_exact_decimals_and_rounded_to_the_cent(warehouse_con
         run_model(con, name, {"as_of": AS_OF}, into=f"scv.{name}")
     got = rows(con, "SELECT total_spend, online_spend FROM scv.customer_profile WHERE customer_id = 'C3'")
     assert got == [{"total_spend": 1.31, "online_spend": 1.31}]
+
+
+def _own_currency(o: dict, currency: str, amount: float) -> dict:
+    """An order as staged without a reporting currency: its own amount and currency only."""
+    return {**o, "amount": amount, "currency": currency, "amount_reporting": None, "reporting_currency": None, "fx_rate": None}
+
+
+def test_without_a_reporting_currency_spend_stays_per_currency(warehouse_con):
+    """Issue 19, item 1: GBP is never added to EUR. C1's orders are in two currencies, so its
+    totals are empty and spend_by_currency holds both sums; C2's are in one, so they count."""
+    con = warehouse_con
+    con.execute("DELETE FROM stage.orders")
+    _insert(
+        con,
+        "stage.orders",
+        [
+            _own_currency(ORDERS[0], "GBP", 100.0),
+            _own_currency(ORDERS[1], "EUR", 50.0),
+            _own_currency(ORDERS[4], "USD", 20.0),
+        ],
+    )
+    for name in ("touchpoint", "customer_profile"):
+        run_model(con, name, {"as_of": AS_OF}, into=f"scv.{name}")
+    got = {
+        r["customer_id"]: r
+        for r in rows(
+            con,
+            "SELECT customer_id, orders_count, total_spend, online_spend, store_spend, spend_currency, "
+            "spend_by_currency FROM scv.customer_profile",
+        )
+    }
+    c1, c2, c3 = got["C1"], got["C2"], got["C3"]
+    assert c1["orders_count"] == 2
+    assert (c1["total_spend"], c1["online_spend"], c1["store_spend"], c1["spend_currency"]) == (None, None, None, None)
+    assert json.loads(c1["spend_by_currency"]) == {"EUR": 50.0, "GBP": 100.0}
+    assert (c2["total_spend"], c2["store_spend"], c2["spend_currency"]) == (20.0, 20.0, "USD")
+    assert json.loads(c2["spend_by_currency"]) == {"USD": 20.0}
+    assert (c3["total_spend"], c3["spend_currency"], c3["spend_by_currency"]) == (0.0, None, "{}")
+    tp = rows(con, "SELECT amount, currency, source_amount, source_currency FROM scv.touchpoint WHERE touchpoint_id = 'pos:o2'")
+    assert tp == [{"amount": 50.0, "currency": "EUR", "source_amount": 50.0, "source_currency": "EUR"}]
+
+
+def test_with_a_reporting_currency_the_converted_amounts_add_up(warehouse_con):
+    con = warehouse_con
+    con.execute("DELETE FROM stage.orders")
+    eur = {**ORDERS[1], "amount": 50.0, "currency": "EUR", "amount_reporting": 43.0, "fx_rate": 0.86}
+    _insert(con, "stage.orders", [ORDERS[0], eur])
+    for name in ("touchpoint", "customer_profile"):
+        run_model(con, name, {"as_of": AS_OF}, into=f"scv.{name}")
+    c1 = rows(con, "SELECT total_spend, spend_currency, spend_by_currency FROM scv.customer_profile WHERE customer_id = 'C1'")
+    assert c1 == [{"total_spend": 143.0, "spend_currency": "GBP", "spend_by_currency": '{"EUR":50.0,"GBP":100.0}'}]
+    tp = rows(con, "SELECT amount, currency, source_amount, source_currency FROM scv.touchpoint WHERE touchpoint_id = 'pos:o2'")
+    assert tp == [{"amount": 43.0, "currency": "GBP", "source_amount": 50.0, "source_currency": "EUR"}]
