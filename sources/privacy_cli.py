@@ -46,7 +46,7 @@ def _identity_options(sp: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------------- forget
 def cmd_forget(args: argparse.Namespace) -> int:
-    from warehouse.privacy import PrivacyError, SourceHints, forget
+    from warehouse.privacy import PrivacyError, SourceHints, check_privacy_key, forget
 
     cfg = load_config(args.config)
     key = cfg.privacy_key()
@@ -58,6 +58,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
         )
     lookup = _lookup(args)
     try:
+        # the list records a verifier of its key: hashes under another key would match nobody
+        check_privacy_key(cfg.data_dir, key, cfg.privacy.key_env)
         result = forget(
             _store(cfg),
             cfg.data_dir,

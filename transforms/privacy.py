@@ -13,6 +13,14 @@ A keyed hash, not a plain one: a plain SHA-256 of an email can be reversed by ha
 known addresses; without the key that is not possible. The key comes from config / environment
 (never from this repository) and is passed in by the caller.
 
+The list also records a verifier of the key (`key_verifier`: the keyed hash of a fixed string,
+never the key): hashes made under another key match nobody, so a night run with another key
+would let every erased person back; it is stopped before it reads a source instead.
+
+`erased_source_rows` finds an erased person's rows in a source as it is read (the canonical
+frame of the raw rows, before anything is landed): their raw values are never written anywhere,
+only their row number, record id and a detail naming the subject by a hash prefix.
+
 Also here, pure too: the audience-file normalisation (plain SHA-256 as the ad platforms match
 on), the single-SELECT check for `scv audience --sql`, and the matching of quarantined raw rows
 against a person's identifiers.
@@ -34,12 +42,15 @@ import pandas as pd
 __all__ = [
     "ERASED_RULE",
     "HASHED_FIELDS",
+    "KEY_VERIFIER_KIND",
     "QUARANTINE_COLUMNS",
     "audience_email",
     "audience_phone",
     "check_single_select",
     "erased_detail",
+    "erased_source_rows",
     "hash_identifier",
+    "key_verifier",
     "load_suppression",
     "raw_mentions",
     "record_identifier",
@@ -58,6 +69,12 @@ QUARANTINE_COLUMNS = ("source", "row_number", "source_record_id", "rule", "detai
 HASHED_FIELDS = ("record", "email_key", "email_std", "phone_e164")
 #: Hex characters of a hash shown in quarantine details (enough to find it in suppression.csv).
 HASH_PREFIX = 12
+#: Kind of the suppression-list entry that verifies the key (not an identifier's hash).
+KEY_VERIFIER_KIND = "key_verifier"
+#: What the key verifier is the keyed hash of: no identifier is ever this string.
+_KEY_VERIFIER_TEXT = "scv-warehouse privacy key verifier, v1"
+#: Quarantine detail of an activity row whose person record was erased.
+ERASED_ACTIVITY_DETAIL = "erased on request (belongs to an erased person record)"
 
 
 def _key_bytes(key: str | None) -> bytes:
@@ -72,6 +89,12 @@ def _key_bytes(key: str | None) -> bytes:
 def hash_identifier(value: str, key: str) -> str:
     """HMAC-SHA256 of `value` (UTF-8) under `key`, as 64 lower-case hex characters."""
     return hmac.new(_key_bytes(key), str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def key_verifier(key: str) -> str:
+    """The keyed hash of a fixed string under `key`: tells whether a key is the one a
+    suppression list was written with, without storing the key."""
+    return hash_identifier(_KEY_VERIFIER_TEXT, key)
 
 
 def sha256_hex(value: str) -> str:
@@ -251,8 +274,85 @@ def split_erased_activity(
     if not erased.any():
         return accepted, _empty_quarantine()
     rows = accepted[erased]
-    detail = "erased on request (belongs to an erased person record)"
-    return accepted[~erased], _quarantine_rows(rows, source, [detail] * len(rows))
+    return accepted[~erased], _quarantine_rows(rows, source, [ERASED_ACTIVITY_DETAIL] * len(rows))
+
+
+def erased_source_rows(
+    canon: pd.DataFrame,
+    source: str,
+    suppressed: set[str],
+    key: str | None,
+    *,
+    default_country: str | None = None,
+    person_source: str | None = None,
+    erased_person_ids: set[str] | frozenset[str] = frozenset(),
+) -> pd.DataFrame:
+    """The rows of a source that belong to an erased person, found as the source is read:
+    `_row_number`, `source_record_id` and `detail` (rule `erased`, nothing personal).
+
+    `canon` is the canonical frame of the raw rows (docs/architecture.md §2). A person source's
+    row (`person_source` None) is erased when the keyed hash of `source:source_record_id`, of
+    its email match key or of its E.164 phone (read in the row's country, else
+    `default_country`, as the standardiser reads it) is in `suppressed`. An order / event /
+    consent row is erased when its `person_record_id` is in `erased_person_ids` (the person
+    source's rows erased tonight) or the keyed hash of `person_source:person_record_id` is in
+    `suppressed`. Nothing is hashed when both are empty.
+    """
+    empty = pd.DataFrame(
+        {
+            "_row_number": pd.Series(dtype="int64"),
+            "source_record_id": pd.Series(dtype="str"),
+            "detail": pd.Series(dtype="str"),
+        }
+    )
+    if canon.empty or (not suppressed and not erased_person_ids):
+        return empty
+    matched = np.full(len(canon), None, dtype=object)
+    if person_source is None:
+        from transforms.standardise import standardise_emails, standardise_phones
+        from transforms.standardise.places import country_codes
+
+        candidates: list[pd.Series] = []
+        if "phone" in canon.columns:
+            if "country" in canon.columns:
+                country, _ = country_codes(canon["country"])
+                region = pd.Series(country, index=canon.index, dtype="str")
+            else:
+                region = pd.Series(None, index=canon.index, dtype="str")
+            if default_country:
+                region = region.fillna(default_country.upper())
+            e164, _ = standardise_phones(canon["phone"], region)
+            candidates.append(pd.Series(e164, index=canon.index, dtype="str"))
+        if "email" in canon.columns:
+            _, keys, _ = standardise_emails(canon["email"])
+            candidates.append(pd.Series(keys, index=canon.index, dtype="str"))
+        ids = canon["source_record_id"].astype("str")
+        candidates.append((source + ":" + ids).where(ids.notna()))
+        for values in candidates:  # last wins: the record hash first
+            if suppressed:
+                hit = _suppressed_hits(values, key, suppressed)
+                found = pd.notna(hit)
+                matched[found] = [erased_detail(h) for h in hit[found]]
+    else:
+        refs = canon["person_record_id"].astype("str")
+        if suppressed:
+            hit = _suppressed_hits((person_source + ":" + refs).where(refs.notna()), key, suppressed)
+            matched[pd.notna(hit)] = ERASED_ACTIVITY_DETAIL
+        if erased_person_ids:
+            matched[refs.isin(erased_person_ids).fillna(False).to_numpy(dtype=bool)] = (
+                ERASED_ACTIVITY_DETAIL
+            )
+    erased = pd.notna(matched)
+    if not erased.any():
+        return empty
+    rows = canon[erased]
+    return pd.DataFrame(
+        {
+            "_row_number": rows["_row_number"].astype("int64").to_numpy(),
+            "source_record_id": rows["source_record_id"].astype("str").to_numpy(dtype=object, na_value=None),
+            "detail": matched[erased].astype(str),
+        }
+    ).astype({"source_record_id": "str", "detail": "str"})
 
 
 # --------------------------------------------------------------------------- raw quarantine rows
@@ -333,7 +433,7 @@ def redact_erased_quarantine(
         if detail is None and person_key and erased_person_ids:
             ref = row.get(person_key)
             if ref is not None and str(ref).strip() in erased_person_ids:
-                detail = "erased on request (belongs to an erased person record)"
+                detail = ERASED_ACTIVITY_DETAIL
         details.append(detail)
     mask = np.array([d is not None for d in details], dtype=bool)
     if not mask.any():

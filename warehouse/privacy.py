@@ -11,9 +11,9 @@ old warehouse whole (and a rerun of the same command finishes the job) or the ne
    `landing/<source>/` (the landed copies and the state that lets a night skip an unchanged file)
    are deleted, so the next night re-reads and re-validates every source;
 3. a new warehouse file is written beside the published one, table by table, from the published
-   tables minus the person's rows; every export present under `exports/` is rewritten from it
-   (each `data.parquet` swapped in atomically, then the manifest's row counts);
-4. the new file is renamed over the published one (`os.replace`);
+   tables minus the person's rows; every export is written from it to a hidden file;
+4. the new file is renamed over the published one (`os.replace`), then every export into place
+   (warehouse/exports.py: a crash between the two is finished by whoever takes the lock next);
 5. one line is appended to `<data_dir>/privacy/erasure_log.jsonl`: when, the hashed subject,
    rows removed per table. No personal data.
 
@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from transforms import privacy as P
+from warehouse.exports import ExportError, clear_journal
 from warehouse.schema import SCHEMA, TABLES
 from warehouse.store import Warehouse, WarehouseBusy
 
@@ -60,10 +61,12 @@ __all__ = [
     "add_to_suppression",
     "available_segments",
     "build_audience",
+    "check_privacy_key",
     "find_subject",
     "forget",
     "load_suppression",
     "read_erasure_log",
+    "suppression_key_verifier",
     "write_audience_csv",
 ]
 
@@ -86,13 +89,57 @@ def _privacy_dir(data_dir: Path) -> Path:
     return Path(data_dir) / PRIVACY_DIR
 
 
-def load_suppression(data_dir: Path) -> set[str]:
-    """Every keyed hash in `<data_dir>/privacy/suppression.csv` (empty before the first erasure)."""
+def _suppression_rows(data_dir: Path) -> list[dict[str, str]]:
     path = _privacy_dir(data_dir) / SUPPRESSION_FILE
     if not path.exists():
-        return set()
+        return []
     with path.open(newline="", encoding="utf-8") as fh:
-        return {row["hash"] for row in csv.DictReader(fh) if row.get("hash")}
+        return list(csv.DictReader(fh))
+
+
+def load_suppression(data_dir: Path) -> set[str]:
+    """Every keyed hash of an identifier in `<data_dir>/privacy/suppression.csv` (empty before
+    the first erasure); the key verifier is not one."""
+    return {
+        row["hash"]
+        for row in _suppression_rows(data_dir)
+        if row.get("hash") and row.get("kind") != P.KEY_VERIFIER_KIND
+    }
+
+
+def suppression_key_verifier(data_dir: Path) -> str | None:
+    """The verifier of the key the suppression list was written with, or None (no list yet, or
+    one written before lists recorded it)."""
+    for row in _suppression_rows(data_dir):
+        if row.get("kind") == P.KEY_VERIFIER_KIND and row.get("hash"):
+            return row["hash"]
+    return None
+
+
+def check_privacy_key(data_dir: Path, key: str | None, key_env: str = "SCV_PRIVACY_KEY") -> None:
+    """Raise PrivacyError (one line: the reason and the fix) when the suppression list of erased
+    people cannot be matched with `key`: it is not empty and there is no key, or it records
+    the verifier of another key. Hashes under another key match nobody, so a night going on
+    would let every erased person back. A list without a verifier (written before lists recorded
+    one) cannot be checked and passes; the next `scv forget` adds the verifier."""
+    rows = _suppression_rows(data_dir)
+    if not rows:
+        return
+    path = _privacy_dir(data_dir) / SUPPRESSION_FILE
+    if not key:
+        raise PrivacyError(
+            f"{path} lists erased people but no privacy key is set: set ${key_env} (or "
+            "privacy.key) to the key `scv forget` used, or erased people would come back"
+        )
+    recorded = next(
+        (r["hash"] for r in rows if r.get("kind") == P.KEY_VERIFIER_KIND and r.get("hash")), None
+    )
+    if recorded is not None and recorded != P.key_verifier(key):
+        raise PrivacyError(
+            f"${key_env} is not the privacy key {path} was written with: set ${key_env} (or "
+            "privacy.key) back to the key `scv forget` used; with another key erased people "
+            "would come back, so nothing was read or published"
+        )
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -110,15 +157,20 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def add_to_suppression(
-    data_dir: Path, hashes: Mapping[str, str], subject: str, when: datetime
+    data_dir: Path,
+    hashes: Mapping[str, str],
+    subject: str,
+    when: datetime,
+    verifier: str | None = None,
 ) -> int:
     """Add `hash -> kind` entries (kind: record, email_key, email_std, phone_e164) for one
-    subject; the file is rewritten whole and renamed into place. Returns how many were new."""
+    subject, and the key's `verifier` (`transforms.privacy.key_verifier`) when the list has
+    none yet; the file is rewritten whole and renamed into place. Returns how many identifier
+    hashes were new."""
     path = _privacy_dir(data_dir) / SUPPRESSION_FILE
-    rows: list[dict[str, str]] = []
-    if path.exists():
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+    rows = _suppression_rows(data_dir)
+    if verifier and not any(r.get("kind") == P.KEY_VERIFIER_KIND for r in rows):
+        rows.insert(0, {"hash": verifier, "kind": P.KEY_VERIFIER_KIND, "subject": "", "added_at": _iso(when)})
     known = {r["hash"] for r in rows}
     added = 0
     for h, kind in sorted(hashes.items(), key=lambda kv: (kv[1], kv[0])):
@@ -623,42 +675,28 @@ def _copy_table_without(con, table: str, columns: list[str], erase_quarantine: b
     return int(before) - int(after)
 
 
-def _rewrite_exports(con, exports: Path, tables: Iterable[str], tag: str) -> list[str]:
-    """Rewrite `exports/<table>/data.parquet` of every exported table from the new file (each
-    swapped in atomically), then the manifest's row counts. Returns the tables rewritten."""
-    if not exports.exists():
-        return []
-    done: list[str] = []
-    rows: dict[str, int] = {}
-    for table in tables:
-        folder = exports / table
-        if not folder.is_dir():
-            continue
-        tmp = folder / f".data.{tag}.tmp"
+def _swap_in(store: Warehouse, new_file: Path) -> list[str]:
+    """Rename `new_file` over the published warehouse with every export rewritten from it, as a
+    night publishes (warehouse/exports.py: all exports written first, the warehouse renamed,
+    then the exports; a crash in between is finished by whoever takes the lock next). The
+    manifest keeps the night's run id and as-of date. Returns the tables exported."""
+    manifest_path = store.exports / "manifest.json"
+    prepared = None
+    if manifest_path.exists():
+        night = json.loads(manifest_path.read_text(encoding="utf-8"))
         try:
-            con.execute(
-                f"COPY (SELECT * FROM {SCHEMA}.{table}) TO '{_sql_path(tmp)}' "
-                "(FORMAT parquet, COMPRESSION zstd)"
+            prepared = store.prepare_swap(
+                new_file, str(night.get("run_id") or "erasure"), night.get("as_of_date")
             )
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, folder / "data.parquet")
-        finally:
-            tmp.unlink(missing_ok=True)
-        for stale in folder.glob("*.parquet"):
-            if stale.name != "data.parquet":
-                stale.unlink()
-        rows[table] = int(con.execute(f"SELECT count(*) FROM {SCHEMA}.{table}").fetchall()[0][0])
-        done.append(table)
-    manifest_path = exports / "manifest.json"
-    if manifest_path.exists() and done:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        for table, n in rows.items():
-            entry = manifest.setdefault("tables", {}).get(table)
-            if isinstance(entry, dict):
-                entry["rows"] = n
-        _write_atomically(manifest_path, json.dumps(manifest, indent=2))
-    return done
+        except ExportError as exc:
+            raise PrivacyError(str(exc)) from None
+    os.replace(new_file, store.published)
+    _fsync_dir(store.published.parent)
+    if prepared is None:
+        return []
+    prepared.commit()
+    clear_journal(store.exports)
+    return [t for t in _ordered(prepared.manifest["tables"])]
 
 
 def _delete_landing(landing_dir: Path) -> int:
@@ -730,6 +768,8 @@ def _forget(
 ) -> ErasureResult:
     if not key:
         raise PrivacyError("no privacy key configured")
+    # Hashes under another key than the list's match nobody: refuse before adding any.
+    check_privacy_key(data_dir, key)
     if not store.published.exists():
         raise PrivacyError(f"{store.published}: no published warehouse yet (run `scv run` first)")
     now = now or datetime.now(timezone.utc).replace(microsecond=0)
@@ -758,7 +798,9 @@ def _forget(
         subject.quarantine_rowids = _quarantine_matches(con, "pub", subject, hints)
         subject_hash = P.hash_identifier(subject.lookup_identifier, key)
         hashes = subject.identifier_hashes(key)
-        added = add_to_suppression(data_dir, hashes, subject_hash[: P.HASH_PREFIX], now)
+        added = add_to_suppression(
+            data_dir, hashes, subject_hash[: P.HASH_PREFIX], now, verifier=P.key_verifier(key)
+        )
 
         staging_existed = store.staging.exists()
         store.reset_staging()
@@ -780,7 +822,6 @@ def _forget(
             )
         con.unregister("_erase_ids")
         con.unregister("_erase_rows")
-        exported = _rewrite_exports(con, store.exports, _ordered(tables), uuid.uuid4().hex[:12])
         con.execute("CHECKPOINT")
         con.execute("DETACH pub")
         con.close()
@@ -792,8 +833,7 @@ def _forget(
                 "the warehouse was published again while forgetting; nothing replaced: run "
                 "the same `scv forget` again"
             )
-        os.replace(tmp, published)
-        _fsync_dir(published.parent)
+        exported = _swap_in(store, tmp)
     except BaseException:
         try:
             con.close()

@@ -17,6 +17,14 @@ import pandas as pd
 
 from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
+from dagster_project.assets.erasure import (
+    erased_quarantine,
+    landed_erased,
+    privacy_gate,
+    read_key,
+    split_erased_raw,
+    write_landed_erased,
+)
 from dagster_project.resources import WarehouseResource
 from quality.data_docs import build_data_docs
 from quality.suites import warm_up
@@ -26,7 +34,6 @@ from sources.rates import RatesError, conversion_for, rates_fingerprint
 from sources.readers import SourceReadError, file_fingerprint, read_source, to_canonical
 from transforms.privacy import (
     ERASED_RULE,
-    load_suppression,
     redact_erased_quarantine,
     split_erased,
     split_erased_activity,
@@ -78,15 +85,19 @@ def build_landing_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Assets
         partitions_def=partitions,
         retry_policy=TRANSIENT_RETRY,
         kinds={"parquet"},
+        # an activity source's rows of erased people are known once its person source is read
+        deps=[landing_key(src.person.source)] if src.person is not None else None,
         description=f"One row per row of the {src.kind} source `{name}` ({location}), as read: "
-        "original columns as text plus `_row_number`.",
+        "original columns as text plus `_row_number`; rows of erased people held back.",
     )
     def _landing(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         out = landing_path(cfg, name)
+        suppressed, key = privacy_gate(cfg, name)  # before anything is read
         try:
             fingerprint = file_fingerprint(src.path)
+            reading = read_key(cfg, src, suppressed)
             previous = read_landing_state(cfg, name)
-            if previous.get("fingerprint") == fingerprint and out.exists():
+            if previous.get("fingerprint") == fingerprint and previous.get("read_key") == reading and out.exists():
                 # Incremental night: the export did not change, so neither does its landing.
                 context.log.info(f"{name}: source unchanged since last extraction, not re-read")
                 return dg.MaterializeResult(
@@ -100,9 +111,13 @@ def build_landing_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Assets
                 metadata={"source": name, "file": str(src.path)},
                 allow_retries=False,
             ) from None
+        rows_read = len(raw)
+        raw, erased = split_erased_raw(raw, cfg, src, suppressed, key)
+        write_landed_erased(cfg, name, erased)
         _write_parquet_atomically(raw, out)
         meta = {
-            "rows": len(raw),
+            "rows": rows_read,
+            "rows_erased": len(erased),
             "columns": [c for c in raw.columns if c != "_row_number"],
             "format": src.resolved_format,
             "source_file": str(src.path),
@@ -110,12 +125,16 @@ def build_landing_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Assets
         }
         state = {
             "fingerprint": fingerprint,
+            "read_key": reading,
             "metadata": meta,
             # what the schema-drift check compares tonight's columns with
             "previous_columns": previous.get("metadata", {}).get("columns"),
         }
         _state_path(cfg, name).write_text(json.dumps(state))
-        context.log.info(f"{name}: landed {len(raw):,} rows from {src.path.name}")
+        context.log.info(
+            f"{name}: landed {len(raw):,} rows from {src.path.name}"
+            + (f" ({len(erased):,} rows of erased people held back)" if len(erased) else "")
+        )
         return dg.MaterializeResult(
             metadata={
                 **meta,
@@ -274,15 +293,8 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         n = night(context)
-        key = cfg.privacy_key()
-        suppressed = load_suppression(cfg.data_dir)
-        if suppressed and not key:
-            # Without the key the hashes cannot be matched, and erased people would come back.
-            raise dg.Failure(
-                description=f"source {name}: the suppression list of erased people needs the "
-                f"privacy key: set ${cfg.privacy.key_env}",
-                allow_retries=False,
-            )
+        # Without the list's own key the hashes match nobody, and erased people would come back.
+        suppressed, key = privacy_gate(cfg, name)
         state_path = _validation_state_path(cfg, name)
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         with warehouse.store.stage() as con:
@@ -341,6 +353,7 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
 
     def _validate(context, n, warehouse, suppressed: set[str], key: str | None):
         raw = pd.read_parquet(landing_path(cfg, name))
+        held_back = erased_quarantine(landed_erased(cfg, name), name)  # erased as it was read
         canon = to_canonical(raw, src)
         known = erased_refs = None
         if src.person is not None:
@@ -410,7 +423,7 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             if erased_refs:
                 accepted, erased = split_erased_activity(accepted, erased_refs, name)
             accepted = accepted.assign(person_source=src.person.source)
-        quarantine = pd.concat([q for q in (quarantine, erased) if len(q)] or [quarantine], ignore_index=True)
+        quarantine = pd.concat([q for q in (quarantine, erased, held_back) if len(q)] or [quarantine], ignore_index=True)
         quarantine = quarantine.sort_values("row_number", kind="stable").assign(run_at=n.run_at)
         with warehouse.store.stage() as con:
             con.execute("BEGIN TRANSACTION")
@@ -441,7 +454,7 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
             write_frame(con, f"quarantine_{name}", quarantine, types=documented_types("quarantine"))
             con.execute("COMMIT")
 
-        rows_in, rows_q = len(raw), len(quarantine)
+        rows_in, rows_q = len(raw) + len(held_back), len(quarantine)
         by_rule = quarantine["rule"].value_counts().to_dict() if rows_q else {}
         n_findings = int(findings["count"].sum()) if len(findings) else 0
         docs = None

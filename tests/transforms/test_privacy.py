@@ -233,3 +233,57 @@ def test_single_select_accepted(sql):
 def test_anything_but_one_select_refused(sql, message):
     with pytest.raises(ValueError, match=message):
         P.check_single_select(sql)
+
+
+# ------------------------------------------------------------------ issue 19 item 3: at the door
+def test_key_verifier_is_a_keyed_hash_of_a_fixed_string_not_the_key():
+    v = P.key_verifier(KEY)
+    assert v == P.key_verifier(KEY) != P.key_verifier("another key")
+    assert KEY not in v and len(v) == 64
+
+
+def _canon(rows: list[dict], src: SourceConfig) -> pd.DataFrame:
+    from sources.readers import to_canonical
+
+    raw = pd.DataFrame(rows, dtype="string")
+    raw["_row_number"] = range(1, len(raw) + 1)
+    return to_canonical(raw, src)
+
+
+def test_erased_source_rows_finds_a_person_by_record_email_key_or_phone():
+    suppressed = {
+        reference("crm:7"),
+        reference("zoesmith@gmail.com"),  # email key: gmail dots and +tags go
+        reference("+447911123456"),
+    }
+    rows = [
+        {"Id": "1", "First": "Ann", "Email": "ann@x.io", "Phone": "", "Country": ""},
+        {"Id": "7", "First": "Zoë", "Email": "", "Phone": "", "Country": ""},  # by record
+        {"Id": "8", "First": "Zoë", "Email": "Zoe.Smith+shop@GMAIL.com", "Phone": "", "Country": ""},
+        {"Id": "9", "First": "Zoë", "Email": "", "Phone": "07911 123456", "Country": ""},  # GB default
+        {"Id": "10", "First": "Zoë", "Email": "", "Phone": "07911 123456", "Country": "France"},
+    ]
+    found = P.erased_source_rows(_canon(rows, CRM), "crm", suppressed, KEY, default_country="GB")
+    assert found["_row_number"].tolist() == [2, 3, 4]
+    assert found["source_record_id"].tolist() == ["7", "8", "9"]
+    assert all(d.startswith("erased on request (subject ") for d in found["detail"])
+    assert "Zoë" not in found.to_string()
+    with pytest.raises(ValueError, match="privacy key missing"):
+        P.erased_source_rows(_canon(rows, CRM), "crm", suppressed, None)
+
+
+def test_erased_source_rows_finds_activity_of_an_erased_person_record():
+    rows = [
+        {"OrderId": "O1", "CustomerRef": "7", "Date": "2024-01-01", "Total": "5"},  # suppressed record
+        {"OrderId": "O2", "CustomerRef": " 12 ", "Date": "2024-01-01", "Total": "5"},  # erased tonight
+        {"OrderId": "O3", "CustomerRef": "1", "Date": "2024-01-01", "Total": "5"},
+        {"OrderId": "O4", "CustomerRef": "", "Date": "2024-01-01", "Total": "5"},
+    ]
+    found = P.erased_source_rows(
+        _canon(rows, ORDERS), "orders", {reference("crm:7")}, KEY,
+        person_source="crm", erased_person_ids={"12"},
+    )
+    assert found["source_record_id"].tolist() == ["O1", "O2"]
+    assert set(found["detail"]) == {P.ERASED_ACTIVITY_DETAIL}
+    nothing = P.erased_source_rows(_canon(rows, ORDERS), "orders", set(), None, person_source="crm")
+    assert nothing.empty and list(nothing.columns) == ["_row_number", "source_record_id", "detail"]

@@ -346,7 +346,10 @@ def test_suppression_and_log_hold_keyed_hashes_only(project, monkeypatch):
     assert keyed("crm:2") not in suppressed and keyed("bob@bobmail.co.uk") not in suppressed
     with (privacy / "suppression.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["kind"] for r in rows} == {"record", "email_key", "email_std", "phone_e164"}
+    assert {r["kind"] for r in rows} == {"record", "email_key", "email_std", "phone_e164", "key_verifier"}
+    # the key itself is never stored, only the keyed hash of a fixed string (issue 19 item 3)
+    assert [r["hash"] for r in rows if r["kind"] == "key_verifier"] == [P.key_verifier(KEY)]
+    assert KEY not in (privacy / "suppression.csv").read_text()
 
     log = wp.read_erasure_log(cfg.data_dir)
     assert len(log) == 1
@@ -455,13 +458,16 @@ def test_crash_while_exporting_leaves_the_published_warehouse_whole(project, mon
     cfg, store = project
     before = store.published.read_bytes()
 
+    exports = {p: p.read_bytes() for p in store.exports.rglob("*") if p.is_file()}
+
     def boom(*args, **kwargs):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(wp, "_rewrite_exports", boom)
+    monkeypatch.setattr(Warehouse, "prepare_exports", boom)
     with pytest.raises(RuntimeError):
         wp.forget(store, cfg.data_dir, KEY, Lookup("email", ALICE_EMAIL), HINTS)
     assert store.published.read_bytes() == before
+    assert {p: p.read_bytes() for p in store.exports.rglob("*") if p.is_file()} == exports
 
 
 # --------------------------------------------------------------------------------------- access
@@ -638,14 +644,54 @@ def test_identifiers_shared_with_someone_else_are_not_suppressed(project):
 
 def test_a_night_published_meanwhile_is_not_overwritten(project, monkeypatch):
     cfg, store = project
-    real = wp._rewrite_exports
+    real = wp._copy_table_without
 
     def publish_during_forget(*args, **kwargs):
         done = real(*args, **kwargs)
-        store.publish()  # the nightly run swaps in a new warehouse at this moment
+        if args[1] == "quarantine":
+            store.publish()  # the nightly run swaps in a new warehouse at this moment
         return done
 
-    monkeypatch.setattr(wp, "_rewrite_exports", publish_during_forget)
+    monkeypatch.setattr(wp, "_copy_table_without", publish_during_forget)
     with pytest.raises(PrivacyError, match="published again while forgetting"):
         wp.forget(store, cfg.data_dir, KEY, Lookup("email", ALICE_EMAIL), HINTS)
     assert not store.published.with_name(store.published.name + ".forgetting").exists()
+
+
+# ------------------------------------------------------------------ issue 19 item 3: key changes
+def test_check_privacy_key(tmp_path):
+    when = datetime(2026, 11, 2, 3, 0)
+    wp.check_privacy_key(tmp_path, None)  # no list: nothing to check
+    wp.add_to_suppression(tmp_path, {"ab" * 32: "record"}, "s1", when)  # written before verifiers
+    assert wp.suppression_key_verifier(tmp_path) is None
+    wp.check_privacy_key(tmp_path, "any key")  # cannot be checked: passes
+    with pytest.raises(PrivacyError, match=r"no privacy key is set: set \$MY_KEY"):
+        wp.check_privacy_key(tmp_path, "", "MY_KEY")
+    wp.add_to_suppression(tmp_path, {"cd" * 32: "record"}, "s2", when, verifier=P.key_verifier(KEY))
+    assert wp.suppression_key_verifier(tmp_path) == P.key_verifier(KEY)
+    assert wp.load_suppression(tmp_path) == {"ab" * 32, "cd" * 32}  # the verifier is no identifier
+    wp.check_privacy_key(tmp_path, KEY)
+    with pytest.raises(PrivacyError) as info:
+        wp.check_privacy_key(tmp_path, "s3cr3t-other", "MY_KEY")
+    message = str(info.value)
+    assert "\n" not in message and "s3cr3t-other" not in message
+    assert "$MY_KEY is not the privacy key" in message and "set $MY_KEY" in message
+    # a later erasure does not add a second verifier
+    wp.add_to_suppression(tmp_path, {"ef" * 32: "record"}, "s3", when, verifier=P.key_verifier(KEY))
+    rows = (tmp_path / "privacy" / "suppression.csv").read_text().splitlines()
+    assert sum("key_verifier" in r for r in rows) == 1
+
+
+def test_forget_with_another_key_than_the_list_is_refused(project, monkeypatch, capsys):
+    cfg, store = project
+    monkeypatch.setenv("SCV_PRIVACY_KEY", KEY)
+    assert main(["forget", "--config", str(cfg.config_path), "--customer-id", "C3"]) == 0
+    suppression = (cfg.data_dir / "privacy" / "suppression.csv").read_bytes()
+    before = store.published.read_bytes()
+    capsys.readouterr()
+    monkeypatch.setenv("SCV_PRIVACY_KEY", "a-different-key")
+    assert main(["forget", "--config", str(cfg.config_path), "--email", ALICE_EMAIL]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is not the privacy key" in err and "a-different-key" not in err
+    assert (cfg.data_dir / "privacy" / "suppression.csv").read_bytes() == suppression
+    assert store.published.read_bytes() == before
