@@ -29,6 +29,13 @@ import pandas as pd
 import pyarrow as pa
 
 from transforms.frame_types import declared_types_of, typed_table
+from warehouse.exports import (
+    ExportError,
+    PreparedExports,
+    clear_journal,
+    finish_interrupted_publish,
+    write_journal,
+)
 from warehouse.models import load_sql, model_parameters
 from warehouse.schema import MONEY_COLUMNS, SCHEMA, TABLES, Table, comment_statements, create_statement
 
@@ -410,6 +417,8 @@ class Warehouse:
             since = datetime.now(timezone.utc).isoformat(timespec="seconds")
             fh.write(f"{holder}, pid {os.getpid()}, since {since}\n")
             fh.flush()
+            # a publish killed between the warehouse rename and the exports' is finished first
+            finish_interrupted_publish(self.exports, self.published)
             yield
 
     def check_free(self) -> None:
@@ -627,14 +636,18 @@ class Warehouse:
                 con.execute("DETACH published")
 
     # ----------------------------------------------------------------------------- publish
-    def publish(self) -> dict[str, int]:
+    def publish(self, run_id: str | None = None, as_of: str | None = None) -> dict[str, int]:
         """Swap the night's `scv` tables in as the published warehouse; returns row counts per
         table.
 
         The build file is tidied (schema `prev` and anything undocumented dropped, comments set),
         checkpointed and closed, then copied byte for byte and the copy renamed over the
         published path, so that path always names a whole warehouse and no table is rewritten.
+        With `run_id`, the exports move with it (warehouse/exports.py): all written from the copy
+        first, renamed into place after it; an export that cannot be written raises ExportError
+        before anything is published.
         """
+        finish_interrupted_publish(self.exports, self.published)
         tmp = self.published.with_name(self.published.name + ".publishing")
         for leftover in (tmp, Path(str(tmp) + ".wal")):
             leftover.unlink(missing_ok=True)
@@ -656,8 +669,12 @@ class Warehouse:
             raise RuntimeError(f"{self.build}: not fully checkpointed ({wal} remains); nothing published")
         shutil.copyfile(self.build, tmp)
         _fsync(tmp)
+        prepared = self.prepare_swap(tmp, run_id, as_of) if run_id is not None else None
         os.replace(tmp, self.published)
         _fsync_dir(self.published.parent)
+        if prepared is not None:
+            prepared.commit()
+            clear_journal(self.exports)
         with _connect(self.staging) as stage:
             stage.execute("CREATE OR REPLACE TABLE build_as_published (table_name VARCHAR, published VARCHAR)")
             stage.executemany(
@@ -666,28 +683,57 @@ class Warehouse:
             )
         return counts
 
+    def prepare_swap(self, new_file: Path, run_id: str, as_of: str | None) -> PreparedExports:
+        """Every export written from `new_file` and the journal recorded, ready for `new_file`
+        to be renamed over the published warehouse; on failure nothing is left behind and
+        ExportError says nothing was published."""
+        try:
+            prepared = self.prepare_exports(run_id, as_of, source=new_file)
+        except ExportError as exc:
+            for leftover in (new_file, Path(str(new_file) + ".wal")):
+                leftover.unlink(missing_ok=True)
+            raise ExportError(
+                f"{exc}; nothing published: the warehouse and every export stay at the last night's"
+            ) from None
+        write_journal(prepared, new_file)
+        return prepared
+
     # ----------------------------------------------------------------------------- exports
     def export_parquet(self, run_id: str, as_of: str) -> dict[str, object]:
         """Write every published table to `exports/<table>/data.parquet`, each swapped in atomically,
         then `exports/manifest.json` (as-of date, run id, row counts, schema)."""
-        self.exports.mkdir(parents=True, exist_ok=True)
+        prepared = self.prepare_exports(run_id, as_of)
+        prepared.commit()
+        return prepared.manifest
+
+    def prepare_exports(self, run_id: str, as_of: str | None, source: Path | None = None) -> PreparedExports:
+        """Write every table of `source` (default: the published file) to its hidden file
+        `exports/<table>/.data.<run_id>.tmp`, and the manifest to `.manifest.<run_id>.tmp`,
+        without putting any in place (`PreparedExports.commit` does). Raises ExportError naming
+        the export that could not be written, after deleting the hidden files written."""
+        moves: list[tuple[Path, Path]] = []
+        prepared = PreparedExports(self.exports, {}, moves)
         tables: dict[str, object] = {}
-        con = _connect(self.published, read_only=True)
+        where = self.exports
+        try:
+            self.exports.mkdir(parents=True, exist_ok=True)
+            for stale in [*self.exports.glob(".manifest.*.tmp"), *self.exports.glob("*/.data.*.tmp")]:
+                stale.unlink()  # left by a night that died before its journal
+            con = _connect(source or self.published, read_only=True)
+        except (OSError, duckdb.Error) as exc:
+            raise ExportError(f"{where}: cannot write the exports ({_reason(exc)})") from None
         try:
             for name, table in TABLES.items():
-                folder = self.exports / name
+                folder = where = self.exports / name
                 folder.mkdir(parents=True, exist_ok=True)
                 # a dot-name without the .parquet suffix is never matched by readers' globs
                 tmp = folder / f".data.{run_id}.tmp"
+                moves.append((tmp, folder / "data.parquet"))
                 con.execute(
                     f"COPY (SELECT * FROM {SCHEMA}.{name}) TO '{_sql_path(tmp)}' "
                     "(FORMAT parquet, COMPRESSION zstd)"
                 )
                 _fsync(tmp)
-                os.replace(tmp, folder / "data.parquet")
-                for stale in folder.glob("*.parquet"):
-                    if stale.name != "data.parquet":
-                        stale.unlink()
                 rows = con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0]
                 money = _money_currencies(con, name)
                 tables[name] = {
@@ -699,6 +745,9 @@ class Warehouse:
                         for c in table.columns
                     ],
                 }
+        except (OSError, duckdb.Error) as exc:
+            prepared.discard()
+            raise ExportError(f"{where}: cannot write the export ({_reason(exc)})") from None
         finally:
             con.close()
         manifest = {
@@ -715,9 +764,15 @@ class Warehouse:
             "tables": tables,
         }
         tmp = self.exports / f".manifest.{run_id}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        os.replace(tmp, self.exports / "manifest.json")
-        return manifest
+        moves.append((tmp, self.exports / "manifest.json"))
+        try:
+            tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            _fsync(tmp)
+        except OSError as exc:
+            prepared.discard()
+            raise ExportError(f"{self.exports / 'manifest.json'}: cannot write the export ({_reason(exc)})") from None
+        prepared.manifest = manifest
+        return prepared
 
     def reset_staging(self) -> None:
         """Drop the staging and build files (they hold personal data of the night being built)."""
@@ -783,6 +838,13 @@ def _tidy_for_publish(con: duckdb.DuckDBPyConnection) -> None:
 
 def _sql_path(p: Path) -> str:
     return str(p).replace("'", "''")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _fsync(path: Path) -> None:

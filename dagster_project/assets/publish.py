@@ -1,6 +1,9 @@
 """Write-audit-publish: audit the staged night, publish it atomically, export Parquet for BI."""
 
 
+import json
+from pathlib import Path
+
 import dagster as dg
 
 from dagster_project import constants as C
@@ -10,6 +13,7 @@ from dagster_project.assets.warehouse import save_golden_state
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from warehouse.audit import audit_staged_warehouse
+from warehouse.exports import ExportError
 from warehouse.report import build_run_report, load_previous_summary, write_run_report
 
 #: Every asset whose tables the publish step copies.
@@ -42,8 +46,11 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
     def published_warehouse(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        """The warehouse analysts query: the staged night, audited, then swapped in atomically.
-        A failed audit publishes nothing and leaves yesterday's warehouse in place."""
+        """The warehouse analysts query: the staged night, audited, then swapped in atomically
+        together with the Parquet exports (README: both move to tonight or neither does). A
+        failed audit or an export that cannot be written publishes nothing and leaves
+        yesterday's warehouse and exports in place."""
+        n = night(context)
         with warehouse.store.stage() as con:
             failures, figures = audit_staged_warehouse(con)
         if failures:
@@ -52,7 +59,10 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 metadata={"failures": failures},
                 allow_retries=False,
             )
-        counts = warehouse.store.publish()
+        try:
+            counts = warehouse.store.publish(n.run_id, n.as_of.isoformat())
+        except ExportError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         save_linkage_state(cfg, warehouse)
         save_golden_state(cfg, warehouse)
         context.log.info(f"published {sum(counts.values()):,} rows in {len(counts)} tables")
@@ -74,10 +84,18 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
     def bi_exports(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        """One Parquet file per published table under exports/<table>/, each replaced
-        atomically, and exports/manifest.json (as-of date, run id, row counts, schema)."""
+        """One Parquet file per published table under exports/<table>/ and exports/manifest.json
+        (as-of date, run id, row counts, schema), written and put in place with the warehouse by
+        `published_warehouse`; checked here to hold tonight's night, table by table."""
         n = night(context)
-        manifest = warehouse.store.export_parquet(n.run_id, n.as_of.isoformat())
+        manifest = json.loads((warehouse.store.exports / "manifest.json").read_text(encoding="utf-8"))
+        with warehouse.store.read_published() as con:
+            stale = exports_behind(manifest, con, warehouse.store.exports, n.run_id)
+        if stale:
+            raise dg.Failure(
+                description=f"exports not at tonight's night ({n.run_id}): " + "; ".join(stale),
+                allow_retries=False,
+            )
         return dg.MaterializeResult(
             metadata={
                 "folder": file_link(warehouse.store.exports),
@@ -114,6 +132,27 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         )
 
     return [published_warehouse, bi_exports, run_report]
+
+
+def exports_behind(manifest: dict, con, exports: Path, run_id: str) -> list[str]:
+    """One line per export that does not hold the published night: the manifest names another
+    run, or a table's export file holds another number of rows than the published table."""
+    from warehouse.schema import SCHEMA, TABLES
+
+    problems = []
+    if manifest.get("run_id") != run_id:
+        problems.append(f"{exports / 'manifest.json'} is of run {manifest.get('run_id')}")
+    for name in TABLES:
+        path = exports / name / "data.parquet"
+        published = con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0]
+        exported = (
+            con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchall()[0][0]
+            if path.exists()
+            else None
+        )
+        if exported != published:
+            problems.append(f"{path} holds {exported} rows, scv.{name} {published}")
+    return problems
 
 
 def _linkage_figures(context: dg.AssetExecutionContext) -> dict:

@@ -1,0 +1,142 @@
+"""The exports move with the warehouse: both to tonight's night, or neither (issue 19, item 4).
+
+A night (and `scv forget`) first writes every export as a hidden file beside its final name
+(`exports/<table>/.data.<run>.tmp`, and `.manifest.<run>.tmp`), from the very file about to be
+published. Only when all of them are written does it record a journal
+(`exports/.publishing.json`: the moves to make and the identity of the new warehouse file),
+rename the new file over the published warehouse, rename every export into place, and delete
+the journal. So:
+
+- an export that cannot be written (folder not writable, disk full) stops the night before
+  anything is published: the warehouse and every export stay at the last night's;
+- a process killed between the warehouse rename and the last export rename leaves the journal:
+  whoever takes the warehouse's lock next (the next night, `scv forget`, `scv evaluate`)
+  finishes the renames first (`finish_interrupted_publish`), or, if the warehouse was not
+  renamed after all, drops the hidden files. Renames take milliseconds; outside that window
+  the manifest's `run_id` is always the published night's.
+
+Readers never see half a file: each rename is atomic, and the hidden names match no
+`*.parquet` glob.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "JOURNAL",
+    "ExportError",
+    "PreparedExports",
+    "finish_interrupted_publish",
+    "write_journal",
+]
+
+#: The journal of a publish under way, in the exports folder (a dot-name: no reader's glob).
+JOURNAL = ".publishing.json"
+
+
+class ExportError(RuntimeError):
+    """An export could not be written; the message is one line naming it."""
+
+
+def _identity(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class PreparedExports:
+    """Every export of one night written to its hidden file, not yet in place: `moves` are
+    (hidden file, final name) pairs, the manifest's last."""
+
+    exports: Path
+    manifest: dict
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+
+    def discard(self) -> None:
+        """Delete the hidden files (nothing was published)."""
+        for tmp, _ in self.moves:
+            tmp.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        """Rename every hidden file into place (each atomic; one already moved is skipped),
+        and delete the other Parquet files of each table's folder."""
+        folders: set[Path] = set()
+        for tmp, final in self.moves:
+            if tmp.exists():
+                os.replace(tmp, final)
+            folders.add(final.parent)
+            if final.suffix == ".parquet":
+                for stale in final.parent.glob("*.parquet"):
+                    if stale.name != final.name:
+                        stale.unlink()
+        for folder in folders:
+            _fsync_dir(folder)
+
+
+def write_journal(prepared: PreparedExports, new_file: Path) -> None:
+    """Record, before the warehouse rename, what to finish if the process dies after it."""
+    entry = {
+        "run_id": prepared.manifest.get("run_id"),
+        "new_warehouse": _identity(new_file),
+        "moves": [
+            [str(t.relative_to(prepared.exports)), str(f.relative_to(prepared.exports))]
+            for t, f in prepared.moves
+        ],
+    }
+    path = prepared.exports / JOURNAL
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(entry, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(prepared.exports)
+
+
+def clear_journal(exports: Path) -> None:
+    (exports / JOURNAL).unlink(missing_ok=True)
+
+
+def finish_interrupted_publish(exports: Path, published: Path) -> str | None:
+    """Finish a publish that died half way (call with the warehouse's lock held): when the
+    published file is the one the journal names, move the exports into place ("rolled
+    forward"); otherwise the warehouse was never replaced, so drop the hidden files ("rolled
+    back"). None when there was nothing to finish."""
+    path = exports / JOURNAL
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        moves = [(exports / t, exports / f) for t, f in entry["moves"]]
+        expected = entry["new_warehouse"]
+    except (ValueError, KeyError, TypeError):
+        path.unlink()  # a journal cut short was written before the rename: nothing moved
+        return "rolled back"
+    prepared = PreparedExports(exports, {"run_id": entry.get("run_id")}, moves)
+    try:
+        current = _identity(published)
+    except FileNotFoundError:
+        current = None
+    if current == expected:
+        prepared.commit()
+        outcome = "rolled forward"
+    else:
+        prepared.discard()
+        outcome = "rolled back"
+    path.unlink()
+    return outcome
