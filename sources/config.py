@@ -339,6 +339,28 @@ class QualityConfig(_Model):
     min_date: date = date(1990, 1, 1)
 
 
+class AudienceConfig(_Model):
+    """A saved audience (README, Audiences): rebuilt every night and exported with the tables
+    to exports/audiences/<name>/. Filters combine; a list means any of its values. Checked by
+    `transforms.audience.saved_audience` when the config loads."""
+
+    purpose: str = Field(description="consent purpose; only customers whose latest decision is a grant")
+    stage: list[str] = Field(default_factory=list, description="lifecycle stage(s), e.g. at_risk")
+    segment: list[str] = Field(default_factory=list, description="RFM segment(s), e.g. At Risk")
+    channel: list[str] = Field(default_factory=list, description="seen on any of these channels")
+    min_spend: float | None = None
+    max_spend: float | None = None
+    currency: str | None = Field(None, description="currency of the spend bounds (default: currency.reporting)")
+    min_recency_days: int | None = None
+    max_recency_days: int | None = None
+    format: Literal["plain", "hashed"] = "hashed"
+
+    @field_validator("stage", "segment", "channel", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class Config(_Model):
     """The whole project configuration."""
 
@@ -356,6 +378,7 @@ class Config(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     quality: QualityConfig = QualityConfig()
+    audiences: dict[str, AudienceConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Config:
@@ -378,6 +401,10 @@ class Config(_Model):
                 "'scv' clash with the schema 'scv' (scv.customer becomes ambiguous); "
                 "name it e.g. warehouse.duckdb"
             )
+        for name in self.audiences:
+            if not _NAME.match(name):
+                raise ValueError(f"audiences.{name}: audience names must match [a-z0-9_]+ (a folder name)")
+        self.audience_specs()  # each value named in its dimension (stage / segment), bounds sane
         return self
 
     # Derived locations, all under data_dir.
@@ -422,6 +449,20 @@ class Config(_Model):
 
     def privacy_key(self) -> str | None:
         return self.privacy.key or os.environ.get(self.privacy.key_env)
+
+    def audience_specs(self) -> tuple:
+        """The saved audiences as checked `transforms.audience.AudienceSpec`s (ValueError naming
+        the audience and the problem otherwise)."""
+        if not self.audiences:
+            return ()
+        from transforms.audience import saved_audience
+        from transforms.rfm import segment_rules
+
+        segments = [r["name"] if isinstance(r, dict) else r.name for r in segment_rules(self.rfm)]
+        return tuple(
+            saved_audience(name, a.model_dump(), segments, reporting_currency=self.currency.reporting)
+            for name, a in self.audiences.items()
+        )
 
 
 def default_config_path() -> Path:

@@ -42,6 +42,12 @@ import numpy as np
 import pandas as pd
 
 from transforms import privacy as P
+from warehouse.audience import (
+    AudienceResult,
+    available_segments,
+    build_audience,
+    write_audience_csv,
+)
 from warehouse.exports import ExportError, clear_journal
 from warehouse.schema import SCHEMA, TABLES
 from warehouse.store import Warehouse, WarehouseBusy
@@ -74,10 +80,8 @@ PRIVACY_DIR = "privacy"
 SUPPRESSION_FILE = "suppression.csv"
 ERASURE_LOG = "erasure_log.jsonl"
 SUPPRESSION_COLUMNS = ("hash", "kind", "subject", "added_at")
-#: Lifecycle stages (CONTRACT §4), usable as audience segments.
+#: Lifecycle stages (CONTRACT §4).
 LIFECYCLE_STAGES = ("prospect", "new", "active", "at_risk", "lost", "reactivated")
-#: Header of audience files: Google Ads Customer Match, hashed upload (SHA-256 hex).
-AUDIENCE_COLUMNS = ("Email", "Phone")
 
 
 class PrivacyError(Exception):
@@ -1066,148 +1070,6 @@ def access_document(
 
 
 # ----------------------------------------------------------------------------------- audience
-@dataclass
-class AudienceResult:
-    """The rows of an audience file and how they were chosen (counts only)."""
-
-    rows: pd.DataFrame
-    in_segment: int
-    no_consent_record: int
-    withdrawn: int
-    no_identifier: int
-    unknown_ids: int = 0
-
-    @property
-    def excluded_for_consent(self) -> int:
-        return self.no_consent_record + self.withdrawn
-
-    @property
-    def written(self) -> int:
-        return len(self.rows)
-
-
-def available_segments(con) -> dict[str, list[str]]:
-    """Audience segment names in the warehouse: RFM segments, lifecycle stages, and `all`."""
-    tables = _tables(con, None)
-    rfm = (
-        _values(con, f"SELECT DISTINCT segment FROM {SCHEMA}.rfm WHERE segment IS NOT NULL ORDER BY 1")
-        if "rfm" in tables
-        else []
-    )
-    return {"rfm": rfm, "lifecycle": list(LIFECYCLE_STAGES), "other": ["all"]}
-
-
-def _segment_ids(con, name: str) -> set[str]:
-    segments = available_segments(con)
-    wanted = name.strip().casefold()
-    if wanted == "all":
-        return set(_values(con, f"SELECT customer_id FROM {SCHEMA}.customer"))
-    for seg in segments["rfm"]:
-        if seg.casefold() == wanted:
-            return set(_values(con, f"SELECT customer_id FROM {SCHEMA}.rfm WHERE segment = ?", [seg]))
-    if wanted in LIFECYCLE_STAGES:
-        return set(_values(con, f"SELECT customer_id FROM {SCHEMA}.lifecycle WHERE stage = ?", [wanted]))
-    known = ", ".join(segments["rfm"]) or "(none yet)"
-    raise PrivacyError(
-        f"unknown segment {name!r}; RFM segments: {known}; lifecycle stages: "
-        f"{', '.join(LIFECYCLE_STAGES)}; or all"
-    )
-
-
-def _sql_ids(con, sql: str) -> list:
-    try:
-        P.check_single_select(sql)
-    except ValueError as exc:
-        raise PrivacyError(str(exc)) from None
-    try:
-        cur = con.execute(sql)
-        names = [d[0] for d in cur.description]
-        if "customer_id" not in names:
-            raise PrivacyError(
-                f"--sql must return a customer_id column (it returned: {', '.join(names)})"
-            )
-        i = names.index("customer_id")
-        return [r[i] for r in cur.fetchall()]
-    except duckdb.Error as exc:
-        raise PrivacyError(f"--sql failed: {str(exc).splitlines()[0]}") from None
-
-
-def build_audience(
-    store: Warehouse, purpose: str, *, segment: str | None = None, sql: str | None = None
-) -> AudienceResult:
-    """Customers of a segment (or of a read-only `sql` query returning customer_id) whose latest
-    consent for `purpose` is granted, as hashed identifiers: Google Ads Customer Match layout,
-    columns `Email` and `Phone`, each the SHA-256 hex of the trimmed lower-case email / the E.164
-    phone (empty when the customer has none). Customers with neither are left out."""
-    if (segment is None) == (sql is None):
-        raise PrivacyError("give exactly one of --segment and --sql")
-    if not store.published.exists():
-        raise PrivacyError(f"{store.published}: no published warehouse yet (run `scv run` first)")
-    # No file or network access beyond the warehouse: --sql cannot read or write other files.
-    con = duckdb.connect(
-        str(store.published), read_only=True, config={"enable_external_access": False}
-    )
-    try:
-        tables = _tables(con, None)
-        if "consent" not in tables or "customer" not in tables:
-            raise PrivacyError("the warehouse has no scv.consent / scv.customer table")
-        purposes = _values(con, f"SELECT DISTINCT purpose FROM {SCHEMA}.consent ORDER BY 1")
-        if purpose not in purposes:
-            raise PrivacyError(
-                f"no consent is recorded for purpose {purpose!r}; purposes in the warehouse: "
-                + (", ".join(p for p in purposes if p is not None) or "(none)")
-            )
-        customers = set(_values(con, f"SELECT customer_id FROM {SCHEMA}.customer"))
-        if segment is not None:
-            wanted = _segment_ids(con, segment)
-            unknown = 0
-        else:
-            returned = {i for i in _sql_ids(con, sql) if i is not None}
-            returned = {str(i) for i in returned}
-            wanted = returned & customers
-            unknown = len(returned - customers)
-        wanted &= customers
-        # The latest decision wins; at equal timestamps a withdrawal wins.
-        latest = dict(
-            con.execute(
-                f"SELECT customer_id, granted FROM {SCHEMA}.consent WHERE purpose = ? "
-                "QUALIFY row_number() OVER (PARTITION BY customer_id "
-                "ORDER BY recorded_at DESC NULLS LAST, granted ASC NULLS FIRST) = 1",
-                [purpose],
-            ).fetchall()
-        )
-        contacts = con.execute(f"SELECT customer_id, email, phone FROM {SCHEMA}.customer").fetchall()
-    finally:
-        con.close()
-    no_record = sum(1 for c in wanted if c not in latest)
-    withdrawn = sum(1 for c in wanted if c in latest and latest[c] is not True)
-    emails, phones = [], []
-    no_identifier = 0
-    for cid, email, phone in contacts:
-        if cid not in wanted or latest.get(cid) is not True:
-            continue
-        e, p = P.audience_email(email), P.audience_phone(phone)
-        if e is None and p is None:
-            no_identifier += 1
-            continue
-        emails.append(P.sha256_hex(e) if e else "")
-        phones.append(P.sha256_hex(p) if p else "")
-    rows = pd.DataFrame({"Email": emails, "Phone": phones}, dtype="str")
-    rows = rows.sort_values(["Email", "Phone"], ignore_index=True)
-    return AudienceResult(rows, len(wanted), no_record, withdrawn, no_identifier, unknown)
-
-
-def _csv_safe(value: str) -> str:
-    # Spreadsheets run cells starting with these as formulas (CSV injection).
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def write_audience_csv(rows: pd.DataFrame, path: Path) -> None:
-    """Write the audience rows as CSV (UTF-8, header `Email,Phone`), formula-safe, replacing
-    `path` atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(AUDIENCE_COLUMNS)
-    for rec in rows[list(AUDIENCE_COLUMNS)].itertuples(index=False):
-        writer.writerow([_csv_safe("" if pd.isna(v) else str(v)) for v in rec])
-    _write_atomically(Path(path), buf.getvalue())
+# `scv audience` and saved audiences live in warehouse/audience.py (the filters and their SQL
+# in transforms/audience.py); AudienceResult, available_segments, build_audience and
+# write_audience_csv stay importable from here.

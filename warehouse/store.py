@@ -28,7 +28,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from transforms.audience import AudienceSpec
 from transforms.frame_types import declared_types_of, typed_table
+from warehouse.audience import AUDIENCES_DIR, prepare_audience_exports
 from warehouse.exports import (
     ExportError,
     PreparedExports,
@@ -386,6 +388,8 @@ class Warehouse:
     published: Path
     staging: Path
     exports: Path
+    #: saved audiences (config `audiences`), exported with the tables (warehouse/audience.py)
+    audiences: tuple[AudienceSpec, ...] = ()
 
     @property
     def lock_path(self) -> Path:
@@ -745,6 +749,8 @@ class Warehouse:
                         for c in table.columns
                     ],
                 }
+            where = self.exports / AUDIENCES_DIR
+            audiences = prepare_audience_exports(con, self.audiences, self.exports, run_id, moves)
         except (OSError, duckdb.Error) as exc:
             prepared.discard()
             raise ExportError(f"{where}: cannot write the export ({_reason(exc)})") from None
@@ -762,6 +768,8 @@ class Warehouse:
                 if "currency_column" in c
             },
             "tables": tables,
+            # saved audiences: files, definition and counts (no personal data)
+            **({"audiences": audiences} if audiences else {}),
         }
         tmp = self.exports / f".manifest.{run_id}.tmp"
         moves.append((tmp, self.exports / "manifest.json"))
