@@ -9,7 +9,6 @@ from __future__ import annotations
 import dagster as dg
 
 from dagster_project.assets.analytics import build_analytics_assets
-from dagster_project.assets.common import nightly_partitions
 from dagster_project.assets.identity import build_identity_assets
 from dagster_project.assets.publish import build_publish_assets
 from dagster_project.assets.sources import build_accepted_asset, build_landing_asset
@@ -22,7 +21,8 @@ from sources.config import Config, load_config
 
 def build_definitions(cfg: Config) -> dg.Definitions:
     """Every asset, check, job, schedule and resource for one config."""
-    partitions = nightly_partitions(cfg)
+    # Not partitioned: the night's as-of date is the run's `scv/as_of` tag (assets/common.py).
+    partitions = None
     assets: list[dg.AssetsDefinition] = []
     for src in cfg.sources.values():
         if not src.enabled:
@@ -33,7 +33,7 @@ def build_definitions(cfg: Config) -> dg.Definitions:
     assets += build_warehouse_assets(cfg, partitions)
     assets += build_analytics_assets(cfg, partitions)
     assets += build_publish_assets(cfg, partitions)
-    job = nightly_job(partitions)
+    job = nightly_job()
     return dg.Definitions(
         assets=assets,
         jobs=[job],

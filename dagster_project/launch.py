@@ -1,8 +1,9 @@
 """Running the nightly job from the command line so that the run belongs to the UI's code location.
 
 `scv run` executes in-process (one process, so a kill stops the whole night), but records the
-run as the job of the `dagster_project` code location, the one `make ui` / `dagster dev -m
-dagster_project` loads. That is what lets a failed night be re-executed from the UI.
+run as the job of the `scv-warehouse` code location, the one `make ui` (and `dagster dev` in the
+project folder, through pyproject.toml's `[tool.dagster]`) loads. That is what lets a failed
+night be re-executed from the UI.
 """
 
 import os
@@ -21,15 +22,18 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_project.constants import JOB_NIGHTLY
 from dagster_project.definitions import nightly_job_from_env
 
-#: The code location name `dagster dev -m dagster_project` gives this project.
-CODE_LOCATION = "dagster_project"
+#: The code location the UI shows this project as: the project's name (pyproject.toml's
+#: `[tool.dagster] code_location_name`, and the workspace `make ui` writes).
+CODE_LOCATION = "scv-warehouse"
+#: The module that location loads (`defs`, built from `$SCV_CONFIG`).
+DEFINITIONS_MODULE = "dagster_project.definitions"
 #: The repository name Dagster gives a `Definitions` object.
 REPOSITORY = "__repository__"
 
 
 def _ui_origin() -> RemoteJobOrigin:
     target = LoadableTargetOrigin(
-        executable_path=sys.executable, module_name=CODE_LOCATION, working_directory=os.getcwd()
+        executable_path=sys.executable, module_name=DEFINITIONS_MODULE, working_directory=os.getcwd()
     )
     location = InProcessCodeLocationOrigin(target, location_name=CODE_LOCATION)
     return RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY), JOB_NIGHTLY)

@@ -3,13 +3,16 @@ config. Built from the config in `definitions.py`; local paths by default."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from dagster_project.assets.common import as_of_from_tags
 from sources.config import Config, load_config
+from transforms.audience import specs_from_json, specs_to_json
 from warehouse.store import PublishedLocked, Warehouse, WarehouseBusy
 
 
@@ -29,17 +32,23 @@ class WarehouseResource(dg.ConfigurableResource):
     published: str
     staging: str
     exports: str
+    #: the saved audiences (config `audiences:`) as JSON, exported with the tables
+    audiences: str = "[]"
     _lock: Any = PrivateAttr(default=None)
 
     @property
     def store(self) -> Warehouse:
-        return Warehouse(Path(self.published), Path(self.staging), Path(self.exports))
+        return Warehouse(
+            Path(self.published), Path(self.staging), Path(self.exports), specs_from_json(self.audiences)
+        )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """A run holds the warehouse's lock from start to end (the executor is in-process, so
         this is once per run): a second night, or `scv forget`, started meanwhile stops with
         a clear message instead of mixing its writes with this one's."""
         run = context.dagster_run
+        if run is not None:  # a mistyped as-of tag stops the run before any step
+            as_of_from_tags(run.tags, datetime.now(UTC))
         lock = self.store.exclusive(run_holder(context.run_id, run.tags if run else {}))
         try:
             lock.__enter__()
@@ -81,5 +90,6 @@ def build_resources(cfg: Config) -> dict[str, dg.ConfigurableResource]:
             published=str(cfg.warehouse),
             staging=str(cfg.staging_warehouse),
             exports=str(cfg.exports),
+            audiences=specs_to_json(cfg.audience_specs()),
         ),
     }

@@ -16,7 +16,7 @@ A run is requested only when
 Otherwise the tick skips with the reason and keeps its cursor, so the change is picked up by a
 later tick. The first tick after the sensor is switched on (no cursor) requests a run: files that
 landed before it was switched on deserve one too. The run is for today's as-of date in the
-schedule's timezone (the last existing partition if today is not one).
+schedule's timezone (the `scv/as_of` tag), never one before the config's `start_date`.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ import hashlib
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from dagster_project import constants as C
-from dagster_project.assets.common import nightly_partitions
+from dagster_project.assets.common import as_of_tags
 from sources.config import Config
 
 #: Seconds a changed file must go unmodified before a run is requested for it.
@@ -100,26 +100,23 @@ def _write_cursor(signature: Signature, requested_at: str | None) -> str:
     )
 
 
-def _run_key(signature: Signature, partition_key: str) -> str:
+def _run_key(signature: Signature, as_of: date) -> str:
     digest = hashlib.sha256(
         json.dumps(signature, sort_keys=True).encode("utf-8")
     ).hexdigest()[:16]
-    return f"source-files-{partition_key}-{digest}"
+    return f"source-files-{as_of.isoformat()}-{digest}"
 
 
-def _partition_key(partitions: dg.DailyPartitionsDefinition, tz: str) -> str | None:
-    """Today's as-of date in the schedule timezone, or the last partition if today is not one."""
-    today = datetime.now(ZoneInfo(tz)).date().isoformat()
-    if partitions.has_partition_key(today):
-        return today
-    return partitions.get_last_partition_key()
+def _as_of_today(tz: str, start_date: date) -> date | None:
+    """Today's as-of date in the schedule timezone; None before the config's start_date."""
+    today = datetime.now(ZoneInfo(tz)).date()
+    return today if today >= start_date else None
 
 
 def source_files_sensor(
     cfg: Config, job, *, settle_seconds: float = SETTLE_SECONDS
 ) -> dg.SensorDefinition:
     """The sensor that requests a nightly run when an enabled source's file lands or changes."""
-    partitions = nightly_partitions(cfg)
     paths = watched_paths(cfg)
     tz = cfg.schedule.timezone
 
@@ -176,8 +173,8 @@ def source_files_sensor(
                 "(one writer per DuckDB file)"
             )
 
-        partition_key = _partition_key(partitions, tz)
-        if partition_key is None:
+        as_of = _as_of_today(tz, cfg.start_date)
+        if as_of is None:
             return dg.SkipReason(
                 f"no as-of date to run for yet: start_date {cfg.start_date} is in the future"
             )
@@ -185,9 +182,9 @@ def source_files_sensor(
         now_iso = datetime.now(timezone.utc).isoformat(timespec="seconds")
         context.update_cursor(_write_cursor(current, now_iso))
         return dg.RunRequest(
-            run_key=_run_key(current, partition_key),
-            partition_key=partition_key,
+            run_key=_run_key(current, as_of),
             tags={
+                **as_of_tags(as_of),
                 TAG_TRIGGER: TRIGGER_SOURCE_FILES,
                 TAG_CHANGED_SOURCES: ",".join(changed),
             },

@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if args.retrain:
         run_config["ops"] = {"linkage_model": {"config": {"retrain": True}}}
-    tags = {"dagster/partition": as_of.isoformat(), "scv/trigger": "cli"}
+    tags = {"scv/as_of": as_of.isoformat(), "scv/trigger": "cli"}
     if args.full:
         tags["scv/full"] = "true"
     print(f"scv run: as of {as_of}, config {cfg.config_path}", flush=True)

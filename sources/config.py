@@ -361,6 +361,20 @@ class AudienceConfig(_Model):
         return [v] if isinstance(v, str) else v
 
 
+class UiConfig(_Model):
+    #: Where `make ui` serves the pages a night writes (run reports, Splink charts, Data Docs);
+    #: the links in the Dagster UI point here. Bound to this host and port; 127.0.0.1 keeps it
+    #: on this machine.
+    files_url: str = "http://127.0.0.1:3001"
+
+    @field_validator("files_url")
+    @classmethod
+    def _files_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s?#]+$", v.rstrip("/")):
+            raise ValueError(f"expected http://HOST:PORT, got {v!r}")
+        return v.rstrip("/")
+
+
 class Config(_Model):
     """The whole project configuration."""
 
@@ -378,6 +392,7 @@ class Config(_Model):
     schedule: ScheduleConfig = ScheduleConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     quality: QualityConfig = QualityConfig()
+    ui: UiConfig = UiConfig()
     audiences: dict[str, AudienceConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -1,5 +1,8 @@
 """The definitions load from a config, show every stage, and carry the nightly schedule."""
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import dagster as dg
 import pytest
 import yaml
@@ -41,7 +44,13 @@ def test_schedule_follows_config(demo_sources, tmp_path):
         assert schedule.execution_timezone == "Europe/London"
         assert schedule.job_name == C.JOB_NIGHTLY
         job = built.resolve_job_def(C.JOB_NIGHTLY)
-        assert job.partitions_def is not None
+        # not partitioned: the schedule names the night by the scv/as_of tag
+        assert job.partitions_def is None
+        tick = datetime(2026, 3, 29, 3, 30, tzinfo=ZoneInfo("Europe/London"))
+        with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+            [request] = schedule.evaluate_tick(context).run_requests
+        assert request.tags["scv/as_of"] == "2026-03-29"
+        assert request.partition_key is None
     finally:
         path.unlink()
 

@@ -249,15 +249,17 @@ def test_scv_sql_prints_a_table_and_refuses_writes(demo_run, capsys):
 
 
 def test_cli_runs_are_recorded_as_the_ui_code_locations_job(demo_run):
-    """`scv run` records its run in the persistent instance as the job of the `dagster_project`
-    code location, so the UI shows it and can re-execute it from a failure."""
+    """`scv run` records its run in the persistent instance as the job of the `scv-warehouse`
+    code location (the name `make ui` and pyproject.toml give it), so the UI shows it and can
+    re-execute it from a failure; the as-of date is the run's `scv/as_of` tag."""
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(limit=50)
-    ours = [r for r in runs if r.tags.get("dagster/partition") == AS_OF]
+    ours = [r for r in runs if r.tags.get("scv/as_of") == AS_OF]
     assert ours
     run = ours[-1]
     assert run.job_name == "scv_nightly"
-    assert run.remote_job_origin.location_name == "dagster_project"
+    assert run.remote_job_origin.location_name == "scv-warehouse"
+    assert "dagster/partition" not in run.tags  # the assets are not partitioned
     assert run.remote_job_origin.repository_origin.repository_name == "__repository__"

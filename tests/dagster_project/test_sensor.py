@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ from dagster_project.sensors import (
     SETTLE_SECONDS,
     TAG_CHANGED_SOURCES,
     TAG_TRIGGER,
-    _partition_key,
+    _as_of_today,
 )
 from sources.config import ConfigError, load_config
 
@@ -59,8 +59,8 @@ def instance():
 
 
 def _tick(cfg, instance, cursor=None):
-    """One evaluation through Dagster's own tick path (it resolves the partition against the
-    job, so an invalid partition key would raise here)."""
+    """One evaluation through Dagster's own tick path (it resolves the run request against the
+    job, so a partition key on the unpartitioned job would raise here)."""
     built = build_definitions(cfg)
     sensor = built.resolve_sensor_def(C.SENSOR_SOURCE_FILES)
     context = dg.build_sensor_context(cursor=cursor, instance=instance, definitions=built)
@@ -76,7 +76,8 @@ def test_first_tick_fires_for_today_then_an_unchanged_tick_skips(project, instan
     assert first.skip_message is None
     [request] = first.run_requests
     today = datetime.now(ZoneInfo(project.schedule.timezone)).date().isoformat()
-    assert request.partition_key == today
+    assert request.tags["scv/as_of"] == today
+    assert request.partition_key is None
     assert request.tags[TAG_TRIGGER] == "source_files"
     enabled = sorted(n for n, s in project.sources.items() if s.enabled)
     assert request.tags[TAG_CHANGED_SOURCES].split(",") == enabled
@@ -165,8 +166,8 @@ def test_the_as_of_date_is_today_in_the_schedule_timezone(project, instance):
     path = project.config_path.with_name("scv_tz.yml")
     path.write_text(yaml.safe_dump(raw))
     [request] = _tick(load_config(path), instance).run_requests
-    assert request.partition_key == datetime.now(ZoneInfo(tz)).date().isoformat()
-    assert request.partition_key != utc_today.isoformat()
+    assert request.tags["scv/as_of"] == datetime.now(ZoneInfo(tz)).date().isoformat()
+    assert request.tags["scv/as_of"] != utc_today.isoformat()
 
 
 def test_a_disabled_source_is_forgotten_without_a_run(project, instance):
@@ -189,13 +190,11 @@ def test_a_garbled_cursor_counts_as_a_first_tick(project, instance):
     assert _tick(project, instance, cursor="not json").run_requests
 
 
-def test_partition_falls_back_to_the_last_existing_one():
-    no_today = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=0)
-    key = _partition_key(no_today, "UTC")
-    assert key == no_today.get_last_partition_key()
-    assert key < datetime.now(ZoneInfo("UTC")).date().isoformat()
-    future = dg.DailyPartitionsDefinition(start_date="2999-01-01", end_offset=1)
-    assert _partition_key(future, "UTC") is None
+def test_no_run_for_a_day_before_the_start_date():
+    today = datetime.now(ZoneInfo("UTC")).date()
+    assert _as_of_today("UTC", date(2024, 1, 1)) == today
+    assert _as_of_today("UTC", today) == today
+    assert _as_of_today("UTC", date(2999, 1, 1)) is None
 
 
 def test_sensor_is_in_the_definitions_stopped_and_follows_config(project):
