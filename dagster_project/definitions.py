@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from dagster_project.assets.analytics import build_analytics_assets
+from dagster_project.assets.audiences import build_audience_assets
 from dagster_project.assets.identity import build_identity_assets
 from dagster_project.assets.publish import build_publish_assets
 from dagster_project.assets.sources import build_accepted_asset, build_landing_asset
@@ -33,6 +34,7 @@ def build_definitions(cfg: Config) -> dg.Definitions:
     assets += build_warehouse_assets(cfg, partitions)
     assets += build_analytics_assets(cfg, partitions)
     assets += build_publish_assets(cfg, partitions)
+    assets += build_audience_assets(cfg, partitions)
     job = nightly_job()
     return dg.Definitions(
         assets=assets,

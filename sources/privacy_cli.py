@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from sources.config import Config, load_config
@@ -25,7 +26,8 @@ def _cli_error(message: str) -> Exception:
 def _store(cfg: Config):
     from warehouse.store import Warehouse
 
-    return Warehouse(cfg.warehouse, cfg.staging_warehouse, cfg.exports)
+    # with the saved audiences: `scv forget` rewrites their exports too
+    return Warehouse(cfg.warehouse, cfg.staging_warehouse, cfg.exports, cfg.audience_specs())
 
 
 def _lookup(args: argparse.Namespace):
@@ -116,29 +118,92 @@ def cmd_access(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------- audience
+def _audience_spec(cfg: Config, args: argparse.Namespace):
+    """The audience asked for: a saved one (`--saved NAME`) or the filters given, checked."""
+    from transforms.audience import AudienceError, AudienceSpec, check_spec
+    from transforms.rfm import segment_rules
+
+    filters = (args.stage, args.segment, args.channel, args.min_spend, args.max_spend,
+               args.currency, args.min_recency_days, args.max_recency_days, args.sql, args.purpose)  # fmt: skip
+    if args.saved is not None:
+        if any(f is not None for f in filters):
+            raise _cli_error("--saved NAME takes its filters and purpose from the config: give no others")
+        saved = {s.name: s for s in cfg.audience_specs()}
+        if args.saved not in saved:
+            raise _cli_error(
+                f"--saved {args.saved}: no such audience in the config; saved audiences: "
+                + (", ".join(saved) or "(none: add them under audiences:)")
+            )
+        spec = saved[args.saved]
+        return spec if args.format is None else replace(spec, format=args.format)
+    if not args.purpose:
+        raise _cli_error("--purpose P is needed: only customers who consented to P are written")
+    segments = [r["name"] if isinstance(r, dict) else r.name for r in segment_rules(cfg.rfm)]
+    spec = AudienceSpec(
+        purpose=args.purpose,
+        stages=tuple(args.stage or ()),
+        segments=tuple(args.segment or ()),
+        channels=tuple(args.channel or ()),
+        min_spend=args.min_spend,
+        max_spend=args.max_spend,
+        currency=args.currency,
+        min_recency_days=args.min_recency_days,
+        max_recency_days=args.max_recency_days,
+        format=args.format or "hashed",
+    )
+    try:
+        return check_spec(spec, segments, reporting_currency=cfg.currency.reporting)
+    except AudienceError as exc:
+        raise _cli_error(str(exc)) from None
+
+
+def _check_audience_out(cfg: Config, out: Path) -> None:
+    """An audience file is the marketer's: never inside the folders a night writes (the saved
+    audiences there are replaced, or deleted, every night)."""
+    for guarded in (cfg.exports, cfg.warehouse.parent, cfg.staging_dir, cfg.landing_dir):
+        if out.resolve().is_relative_to(guarded.resolve()):
+            raise _cli_error(f"--out {out}: inside {guarded}, which the night writes; choose another folder")
+
+
 def cmd_audience(args: argparse.Namespace) -> int:
-    from warehouse.privacy import PrivacyError, build_audience, write_audience_csv
+    """Counts (never a person) on stdout; with --out and without --dry-run, the file."""
+    from transforms.audience import AudienceError
+    from warehouse.audience import build_audience, write_audience_csv
 
     cfg = load_config(args.config)
+    if args.out is None and not args.dry_run:
+        raise _cli_error("--out FILE is needed (or --dry-run for the counts only)")
+    if args.out is not None and not args.dry_run:
+        _check_audience_out(cfg, Path(args.out))
+    spec = _audience_spec(cfg, args)
     try:
-        result = build_audience(_store(cfg), args.purpose, segment=args.segment, sql=args.sql)
-        write_audience_csv(result.rows, Path(args.out))
-    except PrivacyError as exc:
+        result = build_audience(_store(cfg), spec, sql=args.sql)
+    except AudienceError as exc:
         raise _cli_error(str(exc)) from None
-    what = f"segment {args.segment!r}" if args.segment is not None else "--sql query"
-    print(f"{result.in_segment:,} customers in {what}")
+    if not args.dry_run:
+        write_audience_csv(result.rows, Path(args.out))
+    spec = result.spec
+    print(f"audience: {spec.describe()}" + (f" [saved: {spec.name}]" if spec.name else ""))
+    print(f"{result.customers:>10,}  customers in the warehouse")
+    for label, n in result.filter_counts.items():
+        print(f"{n:>10,}  {label}")
     if result.unknown_ids:
-        print(f"  {result.unknown_ids:,} ids returned by --sql are not customers (ignored)")
-    print(
-        f"  {result.excluded_for_consent:,} excluded for lack of consent to {args.purpose!r} "
-        f"({result.no_consent_record:,} no record, {result.withdrawn:,} withdrawn)"
-    )
+        print(f"{result.unknown_ids:>10,}  ids returned by --sql that are not customers (ignored)")
+    if result.filter_counts:
+        print(f"{result.matched:>10,}  match every filter")
+    print(f"{-result.no_consent_record:>10,}  no consent decision for {spec.purpose!r}")
+    print(f"{-result.withdrawn:>10,}  consent to {spec.purpose!r} withdrawn or refused")
     if result.no_identifier:
-        print(f"  {result.no_identifier:,} consenting but without email or phone (left out)")
-    print(
-        f"{result.written:,} written to {args.out} "
-        "(Google Ads Customer Match layout: Email,Phone as SHA-256 hex)"
+        print(f"{-result.no_identifier:>10,}  consenting but without a usable email or phone")
+    layout = (
+        "hashed: Email,Phone as SHA-256 hex, Google Ads Customer Match layout"
+        if spec.format == "hashed"
+        else "plain: customer_id,email,phone,first_name,last_name"
     )
+    if args.dry_run:
+        print(f"{result.written:>10,}  would be written ({layout}); dry run: no file written")
+    else:
+        print(f"{result.written:>10,}  written to {args.out} ({layout})")
     return 0
 
 
@@ -153,10 +218,24 @@ def register(add) -> None:
     a.add_argument("--out", help="write the document to this file instead of stdout")
     a.set_defaults(func=cmd_access)
 
-    au = add("audience", "write a consent-aware, hashed audience file (Google Customer Match CSV)")
-    which = au.add_mutually_exclusive_group(required=True)
-    which.add_argument("--segment", help="RFM segment (e.g. Champions), lifecycle stage, or all")
-    which.add_argument("--sql", help='read-only "SELECT customer_id FROM …" choosing the customers')
-    au.add_argument("--purpose", required=True, help="consent purpose, e.g. email_marketing")
-    au.add_argument("--out", required=True, help="CSV file to write")
+    au = add("audience", "a consent-aware audience file (plain for an email tool, hashed for ad platforms)")
+    au.add_argument("--stage", action="append", metavar="STAGE",
+                    help="lifecycle stage: prospect, new, active, reactivated, at_risk, lost (repeat: any of them)")
+    au.add_argument("--segment", action="append", metavar="NAME",
+                    help='RFM segment, e.g. Champions or "At Risk" (repeat: any of them)')
+    au.add_argument("--channel", action="append", metavar="CHANNEL",
+                    help="seen on this channel, e.g. online, store, email (repeat: any of them)")
+    au.add_argument("--min-spend", type=float, metavar="AMOUNT", help="total completed spend at least AMOUNT")
+    au.add_argument("--max-spend", type=float, metavar="AMOUNT", help="total completed spend at most AMOUNT")
+    au.add_argument("--currency", metavar="CODE",
+                    help="currency of the spend bounds (default: currency.reporting, or the one currency spent in)")
+    au.add_argument("--min-recency-days", type=int, metavar="N", help="last order at least N days ago")
+    au.add_argument("--max-recency-days", type=int, metavar="N", help="last order at most N days ago")
+    au.add_argument("--sql", help='and among the customers of a read-only "SELECT customer_id FROM …"')
+    au.add_argument("--purpose", help="consent purpose, e.g. email_marketing (always enforced)")
+    au.add_argument("--format", choices=("plain", "hashed"), default=None,
+                    help="plain: customer_id, email, phone, names; hashed (default): SHA-256 Email,Phone")
+    au.add_argument("--saved", metavar="NAME", help="the saved audience NAME of the config (audiences:)")
+    au.add_argument("--dry-run", action="store_true", help="print the counts only; write no file")
+    au.add_argument("--out", help="CSV file to write")
     au.set_defaults(func=cmd_audience)
