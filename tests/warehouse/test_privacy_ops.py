@@ -19,6 +19,7 @@ import warehouse.privacy as wp
 from sources.cli import main
 from sources.config import load_config
 from transforms import privacy as P
+from transforms.audience import AudienceError, AudienceSpec
 from warehouse.privacy import Lookup, PrivacyError, SourceHints
 from warehouse.schema import TABLES
 from warehouse.store import Warehouse, empty_frame, write_frame
@@ -539,10 +540,15 @@ def test_audience_keeps_only_latest_granted_consent(project, tmp_path, capsys):
     args = ["audience", "--config", str(cfg.config_path), "--segment", "champions"]
     assert main([*args, "--purpose", "email_marketing", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "5 customers in segment 'champions'" in printed
-    assert "2 excluded for lack of consent to 'email_marketing' (1 no record, 1 withdrawn)" in printed
-    assert "1 consenting but without email or phone" in printed
-    assert "2 written" in printed
+    assert "audience: RFM segment Champions; consent to 'email_marketing' (hashed)" in printed
+    for line in (
+        r"5  RFM segment Champions",
+        r"-1  no consent decision for 'email_marketing'",
+        r"-1  consent to 'email_marketing' withdrawn or refused",
+        r"-1  consenting but without a usable email or phone",
+        r"2  written to .*champions.csv \(hashed",
+    ):
+        assert re.search(line, printed), line
     rows = read_csv_rows(out)
     assert rows[0] == ["Email", "Phone"]
     body = sorted(rows[1:])
@@ -560,10 +566,10 @@ def test_audience_from_sql(project):
     _, store = project
     result = wp.build_audience(
         store,
-        "email_marketing",
+        AudienceSpec("email_marketing"),
         sql="SELECT * FROM (VALUES ('C2'), ('C4'), ('nope')) AS t(customer_id)",
     )
-    assert (result.in_segment, result.withdrawn, result.written, result.unknown_ids) == (2, 1, 1, 1)
+    assert (result.matched, result.withdrawn, result.written, result.unknown_ids) == (2, 1, 1, 1)
     assert result.rows["Email"].tolist() == [sha("dan.brown@brownmail.co.uk")]
 
 
@@ -579,8 +585,8 @@ def test_audience_from_sql(project):
 )
 def test_audience_sql_must_be_one_read_only_select(project, sql, message):
     _, store = project
-    with pytest.raises(PrivacyError, match=message):
-        wp.build_audience(store, "email_marketing", sql=sql)
+    with pytest.raises(AudienceError, match=message):
+        wp.build_audience(store, AudienceSpec("email_marketing"), sql=sql)
     assert counts(store.published)["customer"] == 5
 
 
@@ -590,8 +596,11 @@ def test_audience_unknown_segment_or_purpose_lists_the_known_ones(project, tmp_p
     base = ["audience", "--config", str(cfg.config_path), "--out", str(out)]
     assert main([*base, "--segment", "Whales", "--purpose", "email_marketing"]) == 1
     err = capsys.readouterr().err
-    assert "unknown segment 'Whales'" in err and "Champions" in err and "at_risk" in err
-    assert main([*base, "--segment", "active", "--purpose", "carrier_pigeon"]) == 1
+    assert "unknown RFM segment" in err and "Champions" in err
+    # a lifecycle stage is not an RFM segment: the dimension is named, never guessed
+    assert main([*base, "--segment", "active", "--purpose", "email_marketing"]) == 1
+    assert "'active' is a lifecycle stage, not an RFM segment: write --stage active" in capsys.readouterr().err
+    assert main([*base, "--stage", "active", "--purpose", "carrier_pigeon"]) == 1
     err = capsys.readouterr().err
     assert "email_marketing, sms_marketing" in err
     assert not out.exists()
@@ -599,8 +608,8 @@ def test_audience_unknown_segment_or_purpose_lists_the_known_ones(project, tmp_p
 
 def test_audience_by_lifecycle_stage(project):
     _, store = project
-    result = wp.build_audience(store, "sms_marketing", segment="active")
-    assert (result.in_segment, result.no_consent_record, result.written) == (5, 4, 1)
+    result = wp.build_audience(store, AudienceSpec("sms_marketing", stages=("active",)))
+    assert (result.matched, result.no_consent_record, result.written) == (5, 4, 1)
     assert result.rows["Phone"].tolist() == [""]  # Carol has an email but no phone
 
 
