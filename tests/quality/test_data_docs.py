@@ -86,3 +86,70 @@ def test_data_docs_escape_values_from_the_data(tmp_path):
     assert _script_free(docs) == []
     pages = "".join(p.read_text(encoding="utf-8") for p in docs.rglob("*.html"))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages  # shown, as text
+
+
+# --------------------------------------------------------------------- offline (issue 20)
+def _crm_docs(tmp_path):
+    path = tmp_path / "crm.csv"
+    path.write_text("id,email\nC1,a@x.io\nC1,b@x.io\n,c@x.io\n", encoding="utf-8")
+    src = SourceConfig(name="crm", kind="person", path=path, id="id", columns={"email": "email"})
+    raw = read_source(src)
+    outcome = validate_source(raw, to_canonical(raw, src), src, as_of=date(2024, 6, 1))
+    docs = tmp_path / "docs"
+    return build_data_docs([outcome], docs, run_name="nightly"), docs
+
+
+def test_data_docs_load_nothing_from_the_network(tmp_path):
+    """GX's pages loaded Bootstrap, jQuery and bootstrap-table from CDNs: offline the index was
+    blank. Every page now loads the vendored copies, by relative path, and they are there."""
+    import re
+
+    from quality.data_docs import remote_loads
+
+    index, docs = _crm_docs(tmp_path)
+    pages = sorted(docs.rglob("*.html"))
+    assert len(pages) == 3
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert remote_loads(text) == [], page
+        assert "integrity=" not in text and "crossorigin=" not in text
+        # every vendored script and stylesheet the page names exists at its relative path
+        # (GX's own favicon link is one level short on result pages: GX's, and harmless)
+        local = re.findall(r'<(?:script|link)\b[^>]*?(?:src|href)="([^"]*static/vendor/[^"]+)"', text)
+        assert any("jquery.min.js" in u for u in local) and any("bootstrap.min.css" in u for u in local)
+        for url in local:
+            assert (page.parent / url).is_file(), (page, url)
+    vendor = docs / "static" / "vendor"
+    for licence in ("bootstrap-4.3.1/LICENSE", "jquery-3.7.1/LICENSE.txt", "popper.js-1.12.9/LICENSE",
+                    "bootstrap-table-1.19.1/LICENSE", "bootstrap-datepicker-1.9.0/LICENSE",
+                    "fontawesome-free-6.6.0/LICENSE.txt", "vega/LICENSES.txt"):
+        assert (vendor / licence).stat().st_size > 500, licence
+    # the logo GX drew from its web-assets bucket is GX's own local copy
+    assert "amazonaws" not in index.read_text(encoding="utf-8")
+    assert (docs / "static" / "images" / "logo-long.png").is_file()
+
+
+def test_remote_loads_finds_what_a_browser_would_fetch():
+    from quality.data_docs import remote_loads
+
+    page = (
+        '<link rel="stylesheet" href="https://cdn.example/x.css"><script src="//cdn.example/y.js"></script>'
+        "<style>a{background:url('https://s3.example/logo.png')}</style><img src='local.png'>"
+        '<a href="https://greatexpectations.io">a link, not a load</a><script src="static/z.js"></script>'
+    )
+    assert remote_loads(page) == [
+        "https://cdn.example/x.css",
+        "//cdn.example/y.js",
+        "https://s3.example/logo.png",
+    ]
+
+
+def test_an_unknown_cdn_url_fails_the_build(tmp_path, monkeypatch):
+    """A GX upgrade asking for another version must not silently bring the CDN back."""
+    import pytest
+
+    import quality.data_docs as dd
+
+    monkeypatch.setattr(dd, "_CDN", tuple(c for c in dd._CDN if "jquery" not in c[0]))
+    with pytest.raises(dd.OfflineDocsError, match=r"jquery-3\.7\.1\.min\.js"):
+        _crm_docs(tmp_path)
