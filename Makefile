@@ -22,10 +22,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow" -q
 
-## the Dagster UI over the same definitions and run history as `scv run`
+## the Dagster UI over the same definitions and run history as `scv run` (code location
+## scv-warehouse), plus the file server for run reports, Splink charts and Data Docs (ui.files_url)
 ui: $(STAMP)
-	mkdir -p $(DAGSTER_HOME) && test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
-	SCV_CONFIG=$${SCV_CONFIG:-$(DEMO_CONFIG)} $(BIN)/dagster dev -m dagster_project
+	SCV_CONFIG=$${SCV_CONFIG:-$(DEMO_CONFIG)} $(BIN)/python -m dagster_project.ui
 
 ## benchmarks (each prints a table)
 bench: bench-deps

@@ -34,7 +34,8 @@ def prepare_dagster_home(cfg: Config) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n")
+        # as dagster_project.ui.INSTANCE_SETTINGS: no telemetry, no newsletter dialog in the UI
+        settings.write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

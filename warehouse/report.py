@@ -6,7 +6,8 @@ a JSON-serialisable summary of the night's figures; the next night passes that s
 folder (`<run_id>.html`, `latest.html`, `summary-<run_id>.json`, `latest-summary.json`).
 
 The page works offline and has no external reference of any kind: CSS is inline and the charts
-are inline SVG drawn here. It never shows personal data: no names, emails, phones, not even
+are inline SVG drawn here. Its only links lead to the night's other pages beside it (Data Docs,
+Splink charts), as relative paths (`pages`, see `relative_pages`). It never shows personal data: no names, emails, phones, not even
 customer ids or source record ids, only counts, source and rule names, stage and segment names
 and run ids. Quarantine `detail` and `raw` are never read, since they quote the rejected values.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "SUMMARY_VERSION",
     "build_run_report",
     "load_previous_summary",
+    "relative_pages",
     "render_run_report",
     "write_run_report",
     "write_text_atomically",
@@ -539,9 +541,11 @@ def render_run_report(
     summary: Mapping[str, Any],
     previous: Mapping[str, Any] | None,
     extra: Mapping[str, Any] | None = None,
+    pages: Sequence[tuple[str, str]] | None = None,
 ) -> str:
     """The HTML page for a night's `summary` (as built by `build_run_report`), compared with
-    `previous` (last night's summary, or None on the first night)."""
+    `previous` (the previously published night's summary, or None on the first night), linking
+    to `pages` ((label, relative href) pairs from `relative_pages`)."""
     head = summary["headline"]
     prev_head = previous.get("headline") if isinstance(previous, Mapping) else None
     if not isinstance(prev_head, Mapping):
@@ -621,6 +625,8 @@ def render_run_report(
         prev_info = {
             "run_id": str(previous.get("run_id", "?")),
             "as_of": str(previous.get("as_of", "?")),
+            "generated_at": str(previous.get("generated_at", "") or ""),
+            "same_day": str(previous.get("as_of", "")) == str(summary.get("as_of", "")),
         }
 
     return (
@@ -630,6 +636,7 @@ def render_run_report(
             s=summary,
             headline=headline,
             previous=prev_info,
+            pages=[(label, href) for label, href in (pages or []) if _relative_href(href)],
             sources=sources,
             source_totals=summary["headline"],
             source_chart=source_chart,
@@ -668,6 +675,7 @@ def build_run_report(
     as_of: date,
     previous: dict | None,
     extra: dict | None = None,
+    pages: Sequence[tuple[str, str]] | None = None,
 ) -> tuple[str, dict]:
     """The run report of night `run_id` for `as_of`, read from the staged or published warehouse.
 
@@ -675,15 +683,34 @@ def build_run_report(
     to show the change since this night. `extra` may carry `linkage` (a mapping: match_rate,
     model_version, trained or reused, …), `timings` (stage name -> seconds) and other scalars to
     list; link-like strings in it are withheld so the page stays self-contained. `extra` must not
-    carry personal data: it is shown as given.
+    carry personal data: it is shown as given. `pages` are the night's other pages, linked by
+    relative path (`relative_pages`).
     """
     summary = _gather(con, run_id, as_of)
     ex = _split_extra(extra)
     if ex["plain"]:
         summary["extra"] = ex["plain"]
-    html = render_run_report(summary, previous, extra)
+    html = render_run_report(summary, previous, extra, pages)
     json.dumps(summary)  # fail here, not next night, if anything is not JSON-serialisable
     return html, summary
+
+
+def _relative_href(href: str) -> bool:
+    """A link to a page beside the report: a relative path, no scheme, host or absolute path."""
+    return bool(href) and "://" not in href and not href.startswith(("/", "\\")) and ":" not in href.split("/")[0]
+
+
+def relative_pages(reports_dir: Path, pages: Iterable[tuple[str, Path]]) -> list[tuple[str, str]]:
+    """(label, href) for each existing page, the href relative to `reports_dir` (where the run
+    report and `latest.html` are written), so the links work from the files and from the file
+    server alike."""
+    out = []
+    for label, path in pages:
+        path = Path(path)
+        if path.is_file():
+            href = Path(os.path.relpath(path.resolve(), Path(reports_dir).resolve())).as_posix()
+            out.append((label, href))
+    return out
 
 
 # ------------------------------------------------------------------------------- files
@@ -725,25 +752,45 @@ def _read_summary(path: Path) -> dict | None:
     return data if isinstance(data, dict) and isinstance(data.get("headline"), dict) else None
 
 
-def load_previous_summary(reports_dir: Path, before: date | None = None) -> dict | None:
+def load_previous_summary(
+    reports_dir: Path,
+    before: date | None = None,
+    *,
+    on_or_before: date | None = None,
+    exclude_run: str | None = None,
+) -> dict | None:
     """The latest night's summary under `reports_dir`, or None (first night, or unreadable).
 
-    With `before`, the latest summary of a night strictly earlier than that date, so a rerun of
-    a night compares with the night before it rather than with its own earlier attempt."""
+    With `on_or_before` (and `exclude_run`, tonight's run id), the previously published night: the
+    summary of another run published last (by report time) among those whose as-of date is not
+    after that date, so a second run on the same day compares with the first (not "first
+    night"), and a rerun of a past night never with a later night. With `before`, the latest
+    night strictly earlier than that date."""
     reports_dir = Path(reports_dir)
     latest = reports_dir / "latest-summary.json"
     summary = _read_summary(latest) if latest.exists() else None
-    if before is None or (
-        summary is not None and str(summary.get("as_of", "")) < before.isoformat()
-    ):
+
+    def wanted(s: dict) -> bool:
+        as_of = str(s.get("as_of", ""))
+        if exclude_run is not None and str(s.get("run_id")) == exclude_run:
+            return False
+        if before is not None and not as_of < before.isoformat():
+            return False
+        return on_or_before is None or as_of <= on_or_before.isoformat()
+
+    if summary is not None and wanted(summary):
+        return summary
+    if before is None and on_or_before is None and exclude_run is None:
         return summary
     best: tuple[str, str] | None = None
     chosen = None
     for path in reports_dir.glob("summary-*.json"):
         s = _read_summary(path)
-        if s is None or not str(s.get("as_of", "")) < before.isoformat():
+        if s is None or not wanted(s):
             continue
         key = (str(s.get("as_of")), str(s.get("generated_at", "")))
+        if on_or_before is not None or exclude_run is not None:
+            key = key[::-1]  # the night published last
         if best is None or key > best:
             best, chosen = key, s
     return chosen

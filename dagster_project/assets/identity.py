@@ -14,6 +14,7 @@ import pandas as pd
 from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
 from dagster_project.assets.sources import accepted_key
+from dagster_project.file_server import page_link
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
@@ -500,7 +501,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 "overrides_stale": len(overrides.stale),
                 "review_queue_pairs": len(review),
                 **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
-                **{f"chart_{k}": file_link(Path(v)) for k, v in charts.items()},
+                **{f"chart_{k}": page_link(cfg, Path(v)) for k, v in charts.items()},
                 "dagster/row_count": records,
             }
         )

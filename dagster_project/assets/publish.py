@@ -10,11 +10,17 @@ from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
 from dagster_project.assets.identity import save_linkage_state
 from dagster_project.assets.warehouse import save_golden_state
+from dagster_project.file_server import night_pages, page_link, page_url, pages_markdown
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from warehouse.audit import audit_staged_warehouse
 from warehouse.exports import ExportError
-from warehouse.report import build_run_report, load_previous_summary, write_run_report
+from warehouse.report import (
+    build_run_report,
+    load_previous_summary,
+    relative_pages,
+    write_run_report,
+)
 
 #: Every asset whose tables the publish step copies.
 PUBLISHED_FROM = [
@@ -115,18 +121,23 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         """One self-contained HTML page per run (counts only, no personal data): rows per source,
         quarantine by rule, people found, merges and splits, segments, stages, change since the
-        previous night."""
+        previously published night; it links to the night's Splink charts and Data Docs."""
         n = night(context)
         extra = {"linkage": _linkage_figures(context), "timings": _step_seconds(context)}
-        previous = load_previous_summary(cfg.reports_dir, before=n.as_of)
+        # the previously published night: a second run on the same day compares with the first
+        previous = load_previous_summary(cfg.reports_dir, on_or_before=n.as_of, exclude_run=n.run_id)
+        pages = night_pages(cfg)
         with warehouse.store.read_published() as con:
-            html, summary = build_run_report(con, n.run_id, n.as_of, previous, extra)
+            html, summary = build_run_report(
+                con, n.run_id, n.as_of, previous, extra, relative_pages(cfg.reports_dir, pages)
+            )
         path = write_run_report(html, summary, cfg.reports_dir, n.run_id)
-        context.log.info(f"run report: {path}")
+        context.log.info(f"run report: {page_url(cfg, path) or path}")
         return dg.MaterializeResult(
             metadata={
-                "report": file_link(path),
-                "latest": file_link(cfg.reports_dir / "latest.html"),
+                "report": page_link(cfg, path),
+                "latest": page_link(cfg, cfg.reports_dir / "latest.html"),
+                "pages": pages_markdown(cfg, [("Run report", path), *pages]),
                 **{k: v for k, v in summary.items() if isinstance(v, (int, float))},
             }
         )

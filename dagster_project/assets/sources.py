@@ -25,6 +25,7 @@ from dagster_project.assets.erasure import (
     split_erased_raw,
     write_landed_erased,
 )
+from dagster_project.file_server import page_link
 from dagster_project.resources import WarehouseResource
 from quality.data_docs import build_data_docs
 from quality.suites import warm_up
@@ -346,7 +347,7 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
                 **{k: v for k, v in summary.items() if k != "data_docs"},
                 "dagster/row_count": summary["rows_accepted"],
                 "revalidated": not reuse,
-                **({"data_docs": file_link(Path(summary["data_docs"]))} if summary.get("data_docs") else {}),
+                **({"data_docs": page_link(cfg, Path(summary["data_docs"]))} if summary.get("data_docs") else {}),
             },
             check_results=checks,
         )

@@ -487,3 +487,54 @@ def test_every_text_in_the_report_is_escaped(night):
     html = render_run_report(s, previous, extra)
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# --------------------------------------------------------------------- issue 20
+def test_a_second_run_on_the_same_day_compares_with_the_first(night, tmp_path):
+    """A same-day rerun said 'first night': it now compares with the previously published
+    night, here the earlier run of the same date, and says so."""
+    from warehouse.report import load_previous_summary as previous_of
+
+    reports = tmp_path / "reports"
+    html, first = build_run_report(night, RUN, AS_OF, None)
+    write_run_report(html, first, reports, RUN)
+    previous = previous_of(reports, on_or_before=AS_OF, exclude_run="run-again")
+    assert previous is not None and previous["run_id"] == RUN
+    html2, _ = build_run_report(night, "run-again", AS_OF, previous)
+    assert "first night" not in text_of(html2).lower()
+    change = text_of(section(html2, "change"))
+    assert "previously published night" in change and "an earlier run for the same date" in change
+
+    # a report built again for its own run never compares with itself
+    assert previous_of(reports, on_or_before=AS_OF, exclude_run=RUN) is None
+    # a rerun of an earlier date does not compare with a later night
+    assert previous_of(reports, on_or_before=date(2025, 3, 13), exclude_run="x") is None
+    write_run_report(*build_run_report(night, "run-2", date(2025, 3, 15), first), reports, "run-2")
+    assert previous_of(reports, on_or_before=AS_OF, exclude_run="x")["run_id"] == RUN
+    assert previous_of(reports, on_or_before=date(2025, 3, 15), exclude_run="x")["run_id"] == "run-2"
+
+
+def test_the_report_links_the_nights_other_pages_by_relative_path(night, tmp_path):
+    from warehouse.report import relative_pages
+
+    reports = tmp_path / "data" / "reports"
+    chart = reports / "linkage" / "run-1" / "match_weights.html"
+    docs = tmp_path / "data" / "quality" / "docs" / "crm" / "index.html"
+    for page in (chart, docs):
+        page.parent.mkdir(parents=True)
+        page.write_text("<html></html>")
+    pages = relative_pages(
+        reports,
+        [("Splink: match weights", chart), ("Data Docs: crm", docs), ("missing", reports / "nope.html")],
+    )
+    assert pages == [
+        ("Splink: match weights", "linkage/run-1/match_weights.html"),
+        ("Data Docs: crm", "../quality/docs/crm/index.html"),
+    ]
+    # an absolute or remote link is never rendered: the page stays self-contained
+    html, _ = build_run_report(
+        night, RUN, AS_OF, None, pages=[*pages, ("remote", "https://example.com/x"), ("abs", "/etc/passwd")]
+    )
+    hrefs = [h for h in re.findall(r'href="([^"]*)"', html) if not h.startswith("#")]
+    assert hrefs == ["linkage/run-1/match_weights.html", "../quality/docs/crm/index.html"]
+    assert "https://" not in html.lower()
