@@ -237,5 +237,5 @@ def register(add) -> None:
                     help="plain: customer_id, email, phone, names; hashed (default): SHA-256 Email,Phone")
     au.add_argument("--saved", metavar="NAME", help="the saved audience NAME of the config (audiences:)")
     au.add_argument("--dry-run", action="store_true", help="print the counts only; write no file")
-    au.add_argument("--out", help="CSV file to write")
+    au.add_argument("--out", metavar="FILE", help="CSV file to write")
     au.set_defaults(func=cmd_audience)

@@ -218,6 +218,9 @@ def build_audience(store: Warehouse, spec: AudienceSpec, *, sql: str | None = No
             unknown = sum(1 for i in returned if i not in customers)
             spec = replace(spec, customer_ids=tuple(i for i in returned if i in customers))
         result = audience_on(con, spec, strict=True)
+    except duckdb.Error as exc:  # e.g. a warehouse published by an older version
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AudienceError(f"{store.published}: {first} (a night with this version rebuilds it: scv run)") from None
     finally:
         con.close()
     result.unknown_ids = unknown

@@ -184,3 +184,10 @@ def test_an_audience_that_cannot_be_written_publishes_nothing(store):
         with_audiences(store, SAVED[:2]).prepare_exports("run-2", "2026-11-21")
     assert (store.exports / "manifest.json").read_text() == before
     assert not list(store.exports.rglob(".*.tmp"))
+
+
+def test_a_warehouse_of_an_older_shape_is_one_line(store):
+    with duckdb.connect(str(store.published)) as con:
+        con.execute("ALTER TABLE scv.customer_profile DROP COLUMN spend_currency")
+    with pytest.raises(AudienceError, match=r"spend_currency.*\(a night with this version rebuilds it: scv run\)"):
+        build_audience(store, AudienceSpec("email_marketing"))
