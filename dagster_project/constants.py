@@ -24,3 +24,6 @@ CHECK_MONETARY_ONE_CURRENCY = "monetary_in_one_currency"  # WARN: mixed currenci
 
 #: Share of quarantined rows above which a human should look (WARN check)
 QUARANTINE_WARN_SHARE = 0.05
+#: Share of accepted rows with one optional field invalid above which a human should look
+#: (WARN check): a few placeholders are ordinary, a field mostly invalid is a mapping problem
+FIELD_INVALID_WARN_SHARE = 0.10

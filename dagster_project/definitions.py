@@ -15,6 +15,7 @@ from dagster_project.assets.publish import build_publish_assets
 from dagster_project.assets.sources import build_accepted_asset, build_landing_asset
 from dagster_project.assets.warehouse import build_warehouse_assets
 from dagster_project.jobs import nightly_job, nightly_schedule
+from dagster_project.metadata import with_warehouse_schemas
 from dagster_project.resources import build_resources
 from dagster_project.sensors import source_files_sensor
 from sources.config import Config, load_config
@@ -37,7 +38,8 @@ def build_definitions(cfg: Config) -> dg.Definitions:
     assets += build_audience_assets(cfg, partitions)
     job = nightly_job()
     return dg.Definitions(
-        assets=assets,
+        # the catalog shows each scv table's columns from the warehouse's COMMENTs
+        assets=with_warehouse_schemas(assets),
         jobs=[job],
         schedules=[nightly_schedule(cfg, job)],
         sensors=[source_files_sensor(cfg, job)],

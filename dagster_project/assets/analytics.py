@@ -6,6 +6,7 @@ import dagster as dg
 
 from dagster_project import constants as C
 from dagster_project.assets.common import night
+from dagster_project.metadata import readable
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms.lifecycle import lifecycle_params
@@ -52,13 +53,13 @@ def build_analytics_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
             monetary_null = con.execute("SELECT count(*) FROM scv.rfm WHERE monetary IS NULL").fetchall()[0][0]
         one_currency = not monetary_null
         return dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "dagster/row_count": rows,
                 "as_of_date": n.as_of.isoformat(),
                 "segments": segments,
                 "reporting_currency": cfg.currency.reporting or "none: amounts stay in their own currency",
                 "order_currencies": ", ".join(currencies),
-            },
+            }),
             check_results=[
                 dg.AssetCheckResult(
                     check_name=C.CHECK_MONETARY_ONE_CURRENCY,
@@ -114,11 +115,11 @@ def build_analytics_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
             )
         yield dg.MaterializeResult(
             asset_key="lifecycle",
-            metadata={"dagster/row_count": rows, "stages": stages, "as_of_date": n.as_of.isoformat()},
+            metadata=readable({"dagster/row_count": rows, "stages": stages, "as_of_date": n.as_of.isoformat()}),
         )
         yield dg.MaterializeResult(
             asset_key="lifecycle_history",
-            metadata={"dagster/row_count": hist, "changes_this_night": moves},
+            metadata=readable({"dagster/row_count": hist, "changes_this_night": moves}),
         )
 
     @dg.asset(
@@ -140,7 +141,7 @@ def build_analytics_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 "SELECT count(*) FROM scv.customer_profile WHERE orders_count > 0"
             ).fetchall()[0][0]
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": rows, "customers_with_orders": int(buyers)}
+            metadata=readable({"dagster/row_count": rows, "customers_with_orders": int(buyers)})
         )
 
     return [rfm, lifecycle, customer_profile]

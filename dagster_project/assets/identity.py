@@ -15,6 +15,8 @@ from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
 from dagster_project.assets.sources import accepted_key
 from dagster_project.file_server import page_link
+from dagster_project.metadata import readable, training_metadata
+from dagster_project.splink_log import splink_to_dagster
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
@@ -330,7 +332,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         total = sum(per_source.values())
         context.log.info(f"{total:,} person records from {len(per_source)} sources")
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": total, "records_by_source": per_source}
+            metadata=readable({"dagster/row_count": total, "records_by_source": per_source})
         )
 
     @dg.asset(
@@ -370,9 +372,10 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 if settings.labels is not None:
                     labels = pd.concat([linkage.read_labels(settings.labels), labels], ignore_index=True)
                 context.log.info(f"training m from {len(labels):,} labelled pairs (overrides included)")
-            model = linkage.train_model(
-                load_persons(warehouse), settings, created_at=datetime.now(timezone.utc), labels=labels
-            )
+            with splink_to_dagster(context.log, "training the linkage model"):
+                model = linkage.train_model(
+                    load_persons(warehouse), settings, created_at=datetime.now(timezone.utc), labels=labels
+                )
             _release_memory()
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
@@ -380,14 +383,14 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
             os.replace(tmp, path)
         meta = model.get("scv", {})
         return dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "trained_this_run": reason is not None,
                 "reason": reason or "reused",
                 "model_version": str(meta.get("version")),
                 "fields": meta.get("fields", fields),
-                "training": meta.get("training", {}),
+                **training_metadata(meta.get("training", {})),
                 "path": file_link(path),
-            }
+            })
         )
 
     @dg.asset(
@@ -436,13 +439,14 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         context.log.info(f"linking {len(persons):,} person records: {mode}")
         scope = None
         result = None
-        if mode == "incremental":
-            metrics, scope, review = _link_incremental(
-                context, warehouse, persons, state, model, settings, overrides
-            )
-        else:
-            result = linkage.link_and_dedupe(persons, model, settings, overrides)
-            metrics, review = result.metrics, result.review
+        with splink_to_dagster(context.log, "linking"):
+            if mode == "incremental":
+                metrics, scope, review = _link_incremental(
+                    context, warehouse, persons, state, model, settings, overrides
+                )
+            else:
+                result = linkage.link_and_dedupe(persons, model, settings, overrides)
+                metrics, review = result.metrics, result.review
         with warehouse.store.stage() as con:
             if result is not None:
                 warehouse.store.write_staged_frame(con, CLUSTERS_FILE, result.clusters)
@@ -482,13 +486,14 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         charts = {}
         if mode != "incremental":
             try:
-                charts = linkage.write_charts(
-                    persons, model, result, cfg.reports_dir / "linkage" / n.run_id
-                )
+                with splink_to_dagster(context.log, "drawing the Splink charts"):
+                    charts = linkage.write_charts(
+                        persons, model, result, cfg.reports_dir / "linkage" / n.run_id
+                    )
             except Exception as exc:  # charts are a view, never a reason to fail the night
                 context.log.warning(f"linkage charts not written: {exc}")
         return dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "mode": mode,
                 "records": records,
                 "people_found": people,
@@ -503,7 +508,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))},
                 **{f"chart_{k}": page_link(cfg, Path(v)) for k, v in charts.items()},
                 "dagster/row_count": records,
-            }
+            })
         )
 
     @dg.asset(
@@ -523,13 +528,14 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
             queue = fetch_frame(con, "SELECT * FROM scv.review_queue")
         persons = load_persons(warehouse) if len(queue) else pd.DataFrame({"unique_id": []})
         model = json.loads(model_path(cfg).read_text())
-        page, waterfall = review_page_html(
-            persons, model, queue, settings=linkage_settings(cfg), title=f"Review queue, {n.run_id}"
-        )
+        with splink_to_dagster(context.log, "drawing the review page"):
+            page, waterfall = review_page_html(
+                persons, model, queue, settings=linkage_settings(cfg), title=f"Review queue, {n.run_id}"
+            )
         path = write_private_page(cfg.private_dir / "review", page, waterfall)
         context.log.info(f"review page: {len(queue):,} pairs, {path}")
         return dg.MaterializeResult(
-            metadata={"pairs": len(queue), "shown": min(len(queue), 200), "path": file_link(path)}
+            metadata=readable({"pairs": len(queue), "shown": min(len(queue), 200), "path": file_link(path)})
         )
 
     return [person_records, linkage_model, person_clusters, review_page]

@@ -11,6 +11,7 @@ from dagster_project.assets.common import file_link, night
 from dagster_project.assets.identity import save_linkage_state
 from dagster_project.assets.warehouse import save_golden_state
 from dagster_project.file_server import night_pages, page_link, page_url, pages_markdown
+from dagster_project.metadata import readable
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from warehouse.audit import audit_staged_warehouse
@@ -73,12 +74,12 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         save_golden_state(cfg, warehouse)
         context.log.info(f"published {sum(counts.values()):,} rows in {len(counts)} tables")
         return dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "path": file_link(warehouse.store.published),
                 "rows_by_table": counts,
                 "audits_passed": list(figures),
                 **{k: v for k, v in figures.items() if isinstance(v, (int, float))},
-            }
+            })
         )
 
     @dg.asset(
@@ -103,11 +104,11 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 allow_retries=False,
             )
         return dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "folder": file_link(warehouse.store.exports),
                 "manifest": file_link(warehouse.store.exports / "manifest.json"),
                 "rows_by_table": {k: v["rows"] for k, v in manifest["tables"].items()},
-            }
+            })
         )
 
     @dg.asset(
@@ -134,12 +135,12 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         path = write_run_report(html, summary, cfg.reports_dir, n.run_id)
         context.log.info(f"run report: {page_url(cfg, path) or path}")
         return dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "report": page_link(cfg, path),
                 "latest": page_link(cfg, cfg.reports_dir / "latest.html"),
                 "pages": pages_markdown(cfg, [("Run report", path), *pages]),
                 **{k: v for k, v in summary.items() if isinstance(v, (int, float))},
-            }
+            })
         )
 
     return [published_warehouse, bi_exports, run_report]

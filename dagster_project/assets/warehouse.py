@@ -15,6 +15,7 @@ from dagster_project import constants as C
 from dagster_project.assets.common import night
 from dagster_project.assets.identity import CLUSTERS_FILE, FULL_TAG, REVIEW_FILE
 from dagster_project.assets.sources import accepted_key
+from dagster_project.metadata import readable
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from transforms import linkage
@@ -331,7 +332,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         with warehouse.store.stage() as con:
             for table, srcs in activity_sources.items():
                 counts[table] = _union_or_empty(con, table, srcs)
-        return dg.MaterializeResult(metadata={**counts, "dagster/row_count": sum(counts.values())})
+        return dg.MaterializeResult(metadata=readable({**counts, "dagster/row_count": sum(counts.values())}))
 
     @dg.multi_asset(
         specs=[
@@ -428,7 +429,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         )
         yield dg.MaterializeResult(
             asset_key="customer_xref",
-            metadata={
+            metadata=readable({
                 "dagster/row_count": int(rows),
                 "mode": "full" if subset is None else "incremental (relink scope)",
                 "written": written,
@@ -436,25 +437,25 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 "customers": int(customers),
                 "new_customer_ids": int(new_ids),
                 "kept_customer_ids": int(customers) - int(new_ids),
-            },
+            }),
         )
         by_override = int((history["reason"] != "linkage").sum()) if len(history) else 0
         yield dg.MaterializeResult(
             asset_key="customer_id_history",
-            metadata={
+            metadata=readable({
                 "merges_this_run": int(changes.get("merge", 0)),
                 "splits_this_run": int(changes.get("split", 0)),
                 "changes_made_by_overrides": by_override,
                 "dagster/row_count": len(all_history),
-            },
+            }),
         )
         reasons = queue["reason"].value_counts().to_dict() if len(queue) else {}
         yield dg.MaterializeResult(
             asset_key="review_queue",
-            metadata={
+            metadata=readable({
                 "dagster/row_count": len(queue),
                 "pairs_by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in reasons.items()}),
-            },
+            }),
         )
         yield dg.AssetCheckResult(
             asset_key="customer_xref",
@@ -586,7 +587,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
         )
         yield dg.MaterializeResult(
             asset_key="customer",
-            metadata={
+            metadata=readable({
                 "dagster/row_count": int(customers),
                 "mode": mode,
                 "written": written,
@@ -595,15 +596,15 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 "with_email": int(with_email),
                 "with_phone": int(with_phone),
                 "multi_source_customers": int(multi),
-            },
+            }),
         )
         yield dg.MaterializeResult(
             asset_key="customer_field_provenance",
-            metadata={"dagster/row_count": int(n_prov), "decided_by_rule": {k: int(v) for k, v in rules_used.items()}},
+            metadata=readable({"dagster/row_count": int(n_prov), "decided_by_rule": {k: int(v) for k, v in rules_used.items()}}),
         )
         yield dg.MaterializeResult(
             asset_key="person_record",
-            metadata={"dagster/row_count": int(records), "with_field_issues": int(with_issues), "written": records_written},
+            metadata=readable({"dagster/row_count": int(records), "with_field_issues": int(with_issues), "written": records_written}),
         )
         yield dg.AssetCheckResult(
             asset_key="customer",
@@ -639,13 +640,13 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 "FROM scv.touchpoint"
             ).fetchall()[0]
         return dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "dagster/row_count": rows,
                 "by_kind": by_kind,
                 "unresolved": int(unresolved),
                 "stitched_from_sessions": int(stitched),
                 "written": written,
-            }
+            })
         )
 
     @dg.asset(
@@ -668,7 +669,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
                 ).fetchall()
             )
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": rows, "granted_by_purpose": granted}
+            metadata=readable({"dagster/row_count": rows, "granted_by_purpose": granted})
         )
 
     @dg.asset(
@@ -690,10 +691,10 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
             rows = write_frame(con, "quarantine", frame, schema="scv")
         by_rule = frame.groupby(["source", "rule"]).size() if rows else pd.Series(dtype=int)
         return dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "dagster/row_count": rows,
                 "by_source_and_rule": {f"{s}:{r}": int(v) for (s, r), v in by_rule.items()},
-            }
+            })
         )
 
     @dg.asset(
@@ -726,13 +727,13 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
             write_frame(con, "source_run", rows, schema="scv")
         bad = this_run[this_run["rows_in"] != this_run["rows_accepted"] + this_run["rows_quarantined"]]
         yield dg.MaterializeResult(
-            metadata={
+            metadata=readable({
                 "dagster/row_count": len(rows),
                 "this_run": {
                     r.source: f"{r.rows_in} in = {r.rows_accepted} accepted + {r.rows_quarantined} quarantined"
                     for r in this_run.itertuples()
                 },
-            }
+            })
         )
         yield dg.AssetCheckResult(
             check_name=C.CHECK_CONSERVATION,
