@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_CONFIG := data/sources/scv.yml
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: run test ui bench bench-deps lint demo clean report-check
+.PHONY: run test ui bench bench-deps lint demo clean report-check ui-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench-deps: $(STAMP)
 ## render the latest run report in headless Chromium and check the screenshot (needs Debian's chromium)
 report-check: $(STAMP)
 	$(BIN)/python bench/render_report.py $(or $(REPORT),data/reports/latest.html)
+
+## screenshot the Dagster UI (asset graph, an asset page, the run page), the run report and Data Docs
+## opened from it, offline, in headless Chromium and check them (after `make run`; PNGs in data/ui_check/)
+ui-check: $(STAMP)
+	SCV_CONFIG=$${SCV_CONFIG:-$(DEMO_CONFIG)} $(BIN)/python -m dagster_project.ui_check
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff && $(BIN)/ruff check .
