@@ -493,7 +493,7 @@ def build_accepted_asset(cfg: Config, src: SourceConfig, partitions) -> dg.Asset
                     if blocking
                     else "file usable"
                 ),
-                metadata={"rows_in": rows_in, "previous_rows_in": int(prev["rows_in"]) if prev else -1},
+                metadata={"rows_in": rows_in, **({"previous_rows_in": int(prev["rows_in"])} if prev else {})},
             ),
             dg.AssetCheckResult(
                 check_name=C.CHECK_CONSERVATION,
