@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from dagster_project.file_server import start_file_server
@@ -51,6 +53,27 @@ def prepare_home(home: Path) -> Path:
     return home
 
 
+def _wait(proc: subprocess.Popen, grace: float = 30) -> int:
+    """Wait for `dagster dev`. Ctrl-C reaches it too (same terminal); `kill` of this process is
+    passed on as SIGTERM, which Dagster treats as Ctrl-C. Killed after `grace` seconds."""
+    stopping: list[float] = []
+
+    def stop(*_) -> None:
+        stopping.append(time.monotonic())
+        proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        try:
+            return proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            if stopping and time.monotonic() - stopping[0] > grace:
+                proc.kill()
+                return proc.wait()
+        except KeyboardInterrupt:  # dagster dev got the same Ctrl-C: let it shut down
+            stopping.append(time.monotonic())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dagster_project.ui", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="config file (default $SCV_CONFIG, else the demo config)")
@@ -80,10 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         dagster = Path(sys.executable).with_name("dagster")
         cmd = [str(dagster), "dev", "-w", str(workspace), "-h", args.host, "-p", args.port]
         with subprocess.Popen(cmd, env=env) as proc:
-            try:
-                return proc.wait()
-            except KeyboardInterrupt:  # the terminal's Ctrl-C reached dagster dev too
-                return proc.wait()
+            return _wait(proc)
     except KeyboardInterrupt:
         return 0
     finally:

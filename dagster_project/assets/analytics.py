@@ -1,5 +1,5 @@
 """Analytics assets: RFM, lifecycle stages (with history) and the customer 360 profile, all for
-the night's as-of date (the partition)."""
+the night's as-of date (the run's `scv/as_of` tag)."""
 
 
 import dagster as dg
