@@ -98,6 +98,13 @@ def warm_up() -> None:
     global _warm_thread
     with _warm_lock:
         if _warm_thread is None:
+            # SQLAlchemy is imported here, in the calling thread, before the background one
+            # starts: GX imports it too, and Dagster's storage may import parts of it at the
+            # same moment; two threads importing its circular modules at once once failed with
+            # "partially initialized module 'sqlalchemy.orm.exc'". Dagster has loaded most of
+            # it already, so this costs little.
+            import sqlalchemy.orm  # noqa: F401
+
             _warm_thread = threading.Thread(target=_warm, name="gx-import", daemon=True)
             _warm_thread.start()
 

@@ -17,6 +17,7 @@ def test_warm_up_imports_gx_once_in_the_background():
         import quality.suites as suites
         assert "great_expectations" not in sys.modules, "imported before the warm-up"
         suites.warm_up()
+        assert "sqlalchemy.orm" in sys.modules, "SQLAlchemy is not imported before the thread"
         first = suites._warm_thread
         assert first is not None and first.daemon
         suites.warm_up()
