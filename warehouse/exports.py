@@ -28,9 +28,12 @@ from pathlib import Path
 
 __all__ = [
     "JOURNAL",
+    "LIST_SEPARATOR",
     "ExportError",
     "PreparedExports",
     "finish_interrupted_publish",
+    "flat_export",
+    "parquet_metadata",
     "write_journal",
 ]
 
@@ -140,3 +143,76 @@ def finish_interrupted_publish(exports: Path, published: Path) -> str | None:
         outcome = "rolled back"
     path.unlink()
     return outcome
+
+
+# ------------------------------------------------------------------------------ flat columns
+#: Separator of a list column's items in its flat export (`sources`: "crm; shop_customers").
+LIST_SEPARATOR = "; "
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def flat_export(con, schema: str, table) -> tuple[str, list[dict[str, str]]]:
+    """The SELECT that exports `schema.<table>` with flat columns only (CONTRACT §5: BI tools
+    read no MAP, LIST or STRUCT), and the exported columns (`name`, `type`, `description`).
+
+    A `VARCHAR[]` column becomes text, its items joined by `LIST_SEPARATOR` in their stored
+    order; a `MAP(VARCHAR, BOOLEAN)` column such as `consent` becomes one BOOLEAN column per
+    key found in the table, `<column>_<key>` (keys folded to [a-z0-9_], sorted), NULL where
+    the row has no entry. Other columns are exported as they are."""
+    select: list[str] = []
+    columns: list[dict[str, str]] = []
+    for c in table.columns:
+        col = _quote_ident(c.name)
+        kind = c.type.upper().replace(" ", "")
+        if kind.endswith("[]"):
+            select.append(f"array_to_string({col}, {_quote_text(LIST_SEPARATOR)}) AS {col}")
+            columns.append(
+                {
+                    "name": c.name,
+                    "type": "VARCHAR",
+                    "description": f"{c.comment} Items separated by '{LIST_SEPARATOR}'.",
+                }
+            )
+        elif kind.startswith("MAP("):
+            value_type = kind[4:-1].split(",", 1)[1]
+            keys = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT DISTINCT unnest(map_keys({col})) AS k FROM {schema}.{table.name} "
+                    "ORDER BY k"
+                ).fetchall()
+                if r[0] is not None
+            ]
+            for key in keys:
+                flat = f"{c.name}_{_fold(key)}"
+                select.append(f"{col}[{_quote_text(key)}] AS {_quote_ident(flat)}")
+                columns.append(
+                    {
+                        "name": flat,
+                        "type": value_type,
+                        "description": f"{c.comment} Entry '{key}' (NULL: none recorded).",
+                    }
+                )
+        else:
+            select.append(col)
+            columns.append({"name": c.name, "type": c.type, "description": c.comment})
+    return f"SELECT {', '.join(select)} FROM {schema}.{table.name}", columns
+
+
+def _fold(key: str) -> str:
+    out = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in key.lower()).strip("_")
+    return out or "value"
+
+
+def parquet_metadata(table, columns: list[dict[str, str]]) -> str:
+    """DuckDB's `KV_METADATA` option text: the table's and every column's description inside
+    the Parquet file (`table`, `column.<name>`), for tools that read no manifest."""
+    pairs = [("table", table.comment)] + [(f"column.{c['name']}", c["description"]) for c in columns]
+    return "{" + ", ".join(f"{_quote_text(k)}: {_quote_text(v or '')}" for k, v in pairs) + "}"

@@ -36,6 +36,8 @@ from warehouse.exports import (
     PreparedExports,
     clear_journal,
     finish_interrupted_publish,
+    flat_export,
+    parquet_metadata,
     write_journal,
 )
 from warehouse.models import load_sql, model_parameters
@@ -733,9 +735,11 @@ class Warehouse:
                 # a dot-name without the .parquet suffix is never matched by readers' globs
                 tmp = folder / f".data.{run_id}.tmp"
                 moves.append((tmp, folder / "data.parquet"))
+                # Flat columns only, each described inside the file too (CONTRACT §5).
+                select, exported = flat_export(con, SCHEMA, table)
                 con.execute(
-                    f"COPY (SELECT * FROM {SCHEMA}.{name}) TO '{_sql_path(tmp)}' "
-                    "(FORMAT parquet, COMPRESSION zstd)"
+                    f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd, "
+                    f"KV_METADATA {parquet_metadata(table, exported)})"
                 )
                 _fsync(tmp)
                 rows = con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0]
@@ -744,10 +748,7 @@ class Warehouse:
                     "path": f"{name}/data.parquet",
                     "rows": int(rows),
                     "description": table.comment,
-                    "columns": [
-                        {"name": c.name, "type": c.type, "description": c.comment} | money.get(c.name, {})
-                        for c in table.columns
-                    ],
+                    "columns": [c | money.get(c["name"], {}) for c in exported],
                 }
             where = self.exports / AUDIENCES_DIR
             audiences = prepare_audience_exports(con, self.audiences, self.exports, run_id, moves)

@@ -99,6 +99,37 @@ def test_every_table_is_filled_documented_and_exported(demo_run):
     assert manifest["as_of_date"] == AS_OF
 
 
+def test_exports_are_flat_and_describe_themselves(demo_run):
+    """BI tools read no MAP, LIST or STRUCT; descriptions travel inside each Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cfg = load_config(demo_run)
+    manifest = json.loads((cfg.exports / "manifest.json").read_text())
+    for name in TABLES:
+        path = cfg.exports / name / "data.parquet"
+        schema = pq.read_schema(path)
+        nested = [f.name for f in schema if pa.types.is_nested(f.type)]
+        assert not nested, (name, nested)
+        meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+        assert meta["table"] == TABLES[name].comment
+        for field in schema:
+            assert meta[f"column.{field.name}"], (name, field.name)
+        assert [c["name"] for c in manifest["tables"][name]["columns"]] == schema.names
+    profile = pq.read_table(cfg.exports / "customer_profile" / "data.parquet")
+    flat = [c for c in profile.column_names if c.startswith("consent_")]
+    assert flat and "consent" not in profile.column_names
+    purposes = {r[0] for r in query(demo_run, "SELECT DISTINCT purpose FROM scv.consent")}
+    assert {f"consent_{p}" for p in purposes} <= set(flat)
+    # The flat value is the warehouse's: one purpose checked row by row.
+    purpose = sorted(purposes)[0]
+    got = dict(zip(profile["customer_id"].to_pylist(), profile[f"consent_{purpose}"].to_pylist(), strict=True))
+    want = dict(query(demo_run, f"SELECT customer_id, consent['{purpose}'] FROM scv.customer_profile"))
+    assert got == want
+    customer = pq.read_table(cfg.exports / "customer" / "data.parquet")
+    assert pa.types.is_string(customer.schema.field("sources").type)
+
+
 def test_linkage_merges_duplicates_but_not_everyone(demo_run):
     records, customers = query(
         demo_run, "SELECT count(*), count(DISTINCT customer_id) FROM scv.customer_xref"
