@@ -33,6 +33,7 @@ __all__ = [
     "PreparedExports",
     "finish_interrupted_publish",
     "flat_export",
+    "fsync_dir",
     "parquet_metadata",
     "write_journal",
 ]
@@ -50,7 +51,8 @@ def _identity(path: Path) -> list[int]:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (a no-op where directories cannot be opened)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -88,7 +90,7 @@ class PreparedExports:
                     if stale.name != final.name:
                         stale.unlink()
         for folder in folders:
-            _fsync_dir(folder)
+            fsync_dir(folder)
 
 
 def write_journal(prepared: PreparedExports, new_file: Path) -> None:
@@ -108,7 +110,7 @@ def write_journal(prepared: PreparedExports, new_file: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(prepared.exports)
+    fsync_dir(prepared.exports)
 
 
 def clear_journal(exports: Path) -> None:

@@ -48,7 +48,7 @@ from warehouse.audience import (
     build_audience,
     write_audience_csv,
 )
-from warehouse.exports import ExportError, clear_journal
+from warehouse.exports import ExportError, clear_journal, fsync_dir
 from warehouse.schema import SCHEMA, TABLES
 from warehouse.store import Warehouse, WarehouseBusy
 
@@ -695,7 +695,7 @@ def _swap_in(store: Warehouse, new_file: Path) -> list[str]:
         except ExportError as exc:
             raise PrivacyError(str(exc)) from None
     os.replace(new_file, store.published)
-    _fsync_dir(store.published.parent)
+    fsync_dir(store.published.parent)
     if prepared is None:
         return []
     prepared.commit()
@@ -724,17 +724,6 @@ def _delete_landing(landing_dir: Path) -> int:
 def _identity(path: Path) -> tuple[int, int, int]:
     st = path.stat()
     return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def forget(

@@ -37,11 +37,19 @@ from warehouse.exports import (
     clear_journal,
     finish_interrupted_publish,
     flat_export,
+    fsync_dir,
     parquet_metadata,
     write_journal,
 )
 from warehouse.models import load_sql, model_parameters
-from warehouse.schema import MONEY_COLUMNS, SCHEMA, TABLES, Table, comment_statements, create_statement
+from warehouse.schema import (
+    MONEY_COLUMNS,
+    SCHEMA,
+    TABLES,
+    Table,
+    comment_statements,
+    create_statement,
+)
 
 __all__ = [
     "Warehouse",
@@ -677,7 +685,7 @@ class Warehouse:
         _fsync(tmp)
         prepared = self.prepare_swap(tmp, run_id, as_of) if run_id is not None else None
         os.replace(tmp, self.published)
-        _fsync_dir(self.published.parent)
+        fsync_dir(self.published.parent)
         if prepared is not None:
             prepared.commit()
             clear_journal(self.exports)
@@ -861,12 +869,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
