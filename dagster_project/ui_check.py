@@ -43,6 +43,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dagster_project.launch import CODE_LOCATION
+from warehouse.report_render import run_chromium
 
 __all__ = ["PAGES", "PageCheck", "check_ui", "main", "running_ui", "screenshot_url"]
 
@@ -189,36 +190,16 @@ def screenshot_url(
 ) -> tuple[str, float]:
     """Screenshot `url` (scripts run for `budget_ms` of virtual time) with a fresh profile and
     no name but 127.0.0.1 resolving; returns (the page's text after its scripts ran, seconds)."""
-    png.parent.mkdir(parents=True, exist_ok=True)
-    png.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="scv-chromium-") as profile:
-        cmd = [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            # offline: nothing resolves but this machine, so a page needing a CDN shows it
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            f"--virtual-time-budget={budget_ms}",
-            f"--screenshot={png}",
-            "--dump-dom",
-            f"--window-size={window[0]},{window[1]}",
-            url,
-        ]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        elapsed = time.perf_counter() - t0
-    if proc.returncode != 0 or not png.exists():
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"chromium exited {proc.returncode} without a screenshot of {url}:\n{tail}")
-    return page_text(proc.stdout), elapsed
+    dom, elapsed = run_chromium(
+        chromium,
+        url,
+        png,
+        window,
+        timeout,
+        resolve_local=True,
+        extra=(f"--virtual-time-budget={budget_ms}", "--dump-dom"),
+    )
+    return page_text(dom), elapsed
 
 
 def page_text(dom: str) -> str:

@@ -244,16 +244,24 @@ def find_chromium() -> str | None:
     return None
 
 
-def screenshot(
+def run_chromium(
     chromium: str,
-    html: Path,
+    url: str,
     png: Path,
     window: tuple[int, int] = WINDOW,
     timeout: float = 120,
-) -> float:
-    """Screenshot `html` with a fresh profile and no background networking; returns seconds.
-    Raises RuntimeError when Chromium fails and subprocess.TimeoutExpired after `timeout` s."""
+    *,
+    resolve_local: bool = False,
+    extra: tuple[str, ...] = (),
+) -> tuple[str, float]:
+    """Screenshot `url` in headless Chromium with a fresh profile, no background networking and
+    no name resolving (but 127.0.0.1 when `resolve_local`), so a page that needed the network
+    shows it; `extra` adds switches (`--dump-dom`, a virtual-time budget). Returns (stdout,
+    seconds). Raises RuntimeError when Chromium fails and subprocess.TimeoutExpired after
+    `timeout` s."""
+    png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
+    rules = "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" if resolve_local else "MAP * ~NOTFOUND"
     with tempfile.TemporaryDirectory(prefix="scv-chromium-") as profile:
         cmd = [
             chromium,
@@ -265,21 +273,32 @@ def screenshot(
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            # nothing resolves: a page that needed the network would show it
-            "--host-resolver-rules=MAP * ~NOTFOUND",
+            f"--host-resolver-rules={rules}",
             "--hide-scrollbars",
             f"--user-data-dir={profile}",
             f"--screenshot={png}",
             f"--window-size={window[0]},{window[1]}",
-            html.resolve().as_uri(),
+            *extra,
+            url,
         ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         elapsed = time.perf_counter() - t0
     if proc.returncode != 0 or not png.exists():
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"chromium exited {proc.returncode} without a screenshot:\n{tail}")
-    return elapsed
+        raise RuntimeError(f"chromium exited {proc.returncode} without a screenshot of {url}:\n{tail}")
+    return proc.stdout, elapsed
+
+
+def screenshot(
+    chromium: str,
+    html: Path,
+    png: Path,
+    window: tuple[int, int] = WINDOW,
+    timeout: float = 120,
+) -> float:
+    """Screenshot the file `html` (`run_chromium`); returns seconds."""
+    return run_chromium(chromium, html.resolve().as_uri(), png, window, timeout)[1]
 
 
 # ------------------------------------------------------------------------ PNG check
