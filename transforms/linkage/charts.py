@@ -22,7 +22,7 @@ from .model import splink_settings
 from .predict import LinkageResult, _check_model, _linker
 from .settings import LinkageSettings
 
-__all__ = ["cluster_size_html", "write_charts"]
+__all__ = ["cluster_size_html", "explaining_linker", "score_record_pairs", "write_charts"]
 
 
 def write_charts(
@@ -41,7 +41,7 @@ def write_charts(
     cluster), and `waterfall` (one Splink waterfall page over up to `sample` accepted links,
     picked deterministically). A model without comparisons only gets `cluster_sizes`.
     """
-    meta = _check_model(model)
+    _check_model(model)
     settings = settings or LinkageSettings()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -53,14 +53,7 @@ def write_charts(
     if splink_settings(model) is None or len(persons) < 2:
         return written
 
-    frame = prepare_frame(persons, meta["fields"], meta["blocking_keys"])
-    linker = _linker(
-        frame,
-        model,
-        make_db_api(settings),
-        retain_matching_columns=True,
-        retain_intermediate_calculation_columns=True,
-    )
+    linker, frame = explaining_linker(persons, model, settings)
     charts = {
         "match_weights": linker.visualisations.match_weights_chart(),
         "m_u_parameters": linker.visualisations.m_u_parameters_chart(),
@@ -98,15 +91,46 @@ def _waterfall_records(
         )
     ]
     picked = merged.assign(_h=digest).sort_values("_h").head(sample)
-    rows = frame.set_index("unique_id", drop=False)
     wanted = list(
         zip(picked["unique_id_l"].astype(str), picked["unique_id_r"].astype(str), strict=True)
     )
-    lefts = [_record(rows.loc[a]) for a, _ in wanted]
-    rights = [_record(rows.loc[b]) for _, b in wanted]
-    scored = linker.inference.score_pairs(_unique(lefts), _unique(rights)).as_record_list()
-    pairs = set(wanted)
-    return [r for r in scored if (str(r["unique_id_l"]), str(r["unique_id_r"])) in pairs]
+    return score_record_pairs(linker, frame, wanted)
+
+
+def explaining_linker(
+    persons: pd.DataFrame, model: dict[str, Any], settings: LinkageSettings
+) -> tuple[Any, pd.DataFrame]:
+    """A Splink linker over `persons` that keeps the columns a waterfall chart shows, and the
+    frame it was built on."""
+    meta = _check_model(model)
+    frame = prepare_frame(persons, meta["fields"], meta["blocking_keys"])
+    linker = _linker(
+        frame,
+        model,
+        make_db_api(settings),
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=True,
+    )
+    return linker, frame
+
+
+def score_record_pairs(
+    linker: Any, frame: pd.DataFrame, wanted: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Splink's scored comparison records (intermediate columns kept) for the pairs `wanted`,
+    in their order, whichever way round Splink puts them; pairs naming a record not in
+    `frame` are left out."""
+    rows = frame.set_index("unique_id", drop=False)
+    present = [(a, b) for a, b in wanted if a in rows.index and b in rows.index]
+    if not present:
+        return []
+    lefts = _unique([_record(rows.loc[a]) for a, _ in present])
+    rights = _unique([_record(rows.loc[b]) for _, b in present])
+    by_pair: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in linker.inference.score_pairs(lefts, rights).as_record_list():
+        a, b = str(r["unique_id_l"]), str(r["unique_id_r"])
+        by_pair[(a, b)] = by_pair[(b, a)] = r
+    return [by_pair[pair] for pair in present if pair in by_pair]
 
 
 def _record(row: pd.Series) -> dict[str, Any]:

@@ -12,11 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from .charts import _record, _unique
-from .engine import make_db_api
-from .fields import prepare_frame
+from .charts import explaining_linker, score_record_pairs
 from .model import splink_settings
-from .predict import _check_model, _linker
 from .settings import LinkageSettings
 
 __all__ = ["REVIEW_FIELDS", "review_page_html"]
@@ -108,33 +105,13 @@ def _waterfall(
 ) -> str | None:
     if queue.empty or splink_settings(model) is None:
         return None
-    meta = _check_model(model)
     wanted = [(str(a), str(b)) for a, b in zip(queue["left_record"], queue["right_record"], strict=True)]
     ids = {x for pair in wanted for x in pair}
     subset = persons[persons["unique_id"].astype(str).isin(ids)]
     if subset.empty:
         return None
-    frame = prepare_frame(subset, meta["fields"], meta["blocking_keys"])
-    linker = _linker(
-        frame,
-        model,
-        make_db_api(settings),
-        retain_matching_columns=True,
-        retain_intermediate_calculation_columns=True,
-    )
-    rows = frame.set_index("unique_id", drop=False)
-    present = [(a, b) for a, b in wanted if a in rows.index and b in rows.index]
-    if not present:
-        return None
-    lefts = _unique([_record(rows.loc[a]) for a, _ in present])
-    rights = _unique([_record(rows.loc[b]) for _, b in present])
-    scored = linker.inference.score_pairs(lefts, rights).as_record_list()
-    by_pair = {}
-    for r in scored:
-        a, b = str(r["unique_id_l"]), str(r["unique_id_r"])
-        by_pair[(a, b)] = r
-        by_pair[(b, a)] = r
-    records = [by_pair[p] for p in present if p in by_pair]
+    linker, frame = explaining_linker(subset, model, settings)
+    records = score_record_pairs(linker, frame, wanted)
     if not records:
         return None
     chart = linker.visualisations.waterfall_chart(
