@@ -46,7 +46,7 @@ def stage_of(step_key: str) -> str:
 def run_night(config: Path, home: Path, *extra: str, as_of: str = AS_OF) -> dict:
     """Run one night in a subprocess; wall time, peak RSS (sampled) and seconds per stage."""
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    cmd = [sys.executable, "-m", "sources.cli", "run", "--config", str(config), "--as-of", as_of, *extra]
+    cmd = [sys.executable, "-m", "scv_cli", "run", "--config", str(config), "--as-of", as_of, *extra]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     ps = psutil.Process(proc.pid)

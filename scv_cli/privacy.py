@@ -1,6 +1,6 @@
 """`scv forget`, `scv access`, `scv audience`: the privacy commands (CONTRACT §2).
 
-`register(add)` is called by `sources.cli.build_parser` with its `add(name, help)` helper. Each
+`register(add)` is called by `scv_cli.main.build_parser` with its `add(name, help)` helper. Each
 command returns an exit code; failures are one line without personal data (`CliError`).
 """
 
@@ -12,15 +12,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from scv_cli.errors import CliError
 from sources.config import Config, load_config
 
 __all__ = ["register"]
-
-
-def _cli_error(message: str) -> Exception:
-    from sources.cli import CliError
-
-    return CliError(message)
 
 
 def _store(cfg: Config):
@@ -36,7 +31,7 @@ def _lookup(args: argparse.Namespace):
     try:
         return Lookup.of(args.email, args.phone, args.customer_id)
     except PrivacyError as exc:
-        raise _cli_error(str(exc)) from None
+        raise CliError(str(exc)) from None
 
 
 def _identity_options(sp: argparse.ArgumentParser) -> None:
@@ -53,7 +48,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     key = cfg.privacy_key()
     if not key:
-        raise _cli_error(
+        raise CliError(
             f"no privacy key configured: set the environment variable {cfg.privacy.key_env} "
             "(or privacy.key in the config) to a long random secret, and keep it: later nights "
             "need the same key to keep erased people out"
@@ -71,7 +66,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
             landing_dir=cfg.landing_dir,
         )
     except PrivacyError as exc:
-        raise _cli_error(str(exc)) from None
+        raise CliError(str(exc)) from None
     former = f" (and {result.former_ids} former customer id(s))" if result.former_ids else ""
     print(
         f"forgotten (subject {result.subject}): {result.customers} customer{former}, "
@@ -105,7 +100,7 @@ def cmd_access(args: argparse.Namespace) -> int:
     try:
         doc = access_document(_store(cfg), lookup, SourceHints.from_config(cfg))
     except PrivacyError as exc:
-        raise _cli_error(str(exc)) from None
+        raise CliError(str(exc)) from None
     text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
     if args.out:
         out = Path(args.out)
@@ -127,17 +122,17 @@ def _audience_spec(cfg: Config, args: argparse.Namespace):
                args.currency, args.min_recency_days, args.max_recency_days, args.sql, args.purpose)  # fmt: skip
     if args.saved is not None:
         if any(f is not None for f in filters):
-            raise _cli_error("--saved NAME takes its filters and purpose from the config: give no others")
+            raise CliError("--saved NAME takes its filters and purpose from the config: give no others")
         saved = {s.name: s for s in cfg.audience_specs()}
         if args.saved not in saved:
-            raise _cli_error(
+            raise CliError(
                 f"--saved {args.saved}: no such audience in the config; saved audiences: "
                 + (", ".join(saved) or "(none: add them under audiences:)")
             )
         spec = saved[args.saved]
         return spec if args.format is None else replace(spec, format=args.format)
     if not args.purpose:
-        raise _cli_error("--purpose P is needed: only customers who consented to P are written")
+        raise CliError("--purpose P is needed: only customers who consented to P are written")
     segments = [r["name"] if isinstance(r, dict) else r.name for r in segment_rules(cfg.rfm)]
     spec = AudienceSpec(
         purpose=args.purpose,
@@ -154,7 +149,7 @@ def _audience_spec(cfg: Config, args: argparse.Namespace):
     try:
         return check_spec(spec, segments, reporting_currency=cfg.currency.reporting)
     except AudienceError as exc:
-        raise _cli_error(str(exc)) from None
+        raise CliError(str(exc)) from None
 
 
 def _check_audience_out(cfg: Config, out: Path) -> None:
@@ -162,7 +157,7 @@ def _check_audience_out(cfg: Config, out: Path) -> None:
     audiences there are replaced, or deleted, every night)."""
     for guarded in (cfg.exports, cfg.warehouse.parent, cfg.staging_dir, cfg.landing_dir):
         if out.resolve().is_relative_to(guarded.resolve()):
-            raise _cli_error(f"--out {out}: inside {guarded}, which the night writes; choose another folder")
+            raise CliError(f"--out {out}: inside {guarded}, which the night writes; choose another folder")
 
 
 def cmd_audience(args: argparse.Namespace) -> int:
@@ -172,14 +167,14 @@ def cmd_audience(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     if args.out is None and not args.dry_run:
-        raise _cli_error("--out FILE is needed (or --dry-run for the counts only)")
+        raise CliError("--out FILE is needed (or --dry-run for the counts only)")
     if args.out is not None and not args.dry_run:
         _check_audience_out(cfg, Path(args.out))
     spec = _audience_spec(cfg, args)
     try:
         result = build_audience(_store(cfg), spec, sql=args.sql)
     except AudienceError as exc:
-        raise _cli_error(str(exc)) from None
+        raise CliError(str(exc)) from None
     if not args.dry_run:
         write_audience_csv(result.rows, Path(args.out))
     spec = result.spec

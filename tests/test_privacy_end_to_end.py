@@ -14,7 +14,7 @@ from conftest import DEMO_AS_OF
 from tests_support import copy_project
 
 import warehouse.privacy as wp
-from sources.cli import main
+from scv_cli.main import main
 from sources.config import load_config
 from sources.readers import read_source
 from transforms.standardise import standardise_phone

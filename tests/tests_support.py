@@ -21,7 +21,7 @@ def copy_project(config: Path, dest_root: Path) -> Path:
 
 def run_scv(*args: object) -> int:
     """Run the `scv` command in-process; returns its exit status."""
-    from sources.cli import main
+    from scv_cli.main import main
 
     return main([str(a) for a in args])
 

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from sources.cli import main
+from scv_cli.main import main
 from sources.config import load_config
 from sources.readers import read_source
 from tests_support import copy_project, run_scv
@@ -251,7 +251,7 @@ def test_killed_run_leaves_published_warehouse_and_next_run_recovers(demo_run, t
     cfg = load_config(config)
     published = sha256(cfg.warehouse)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sources.cli", "run", "--config", str(config), "--as-of", AS_OF, "--full"],
+        [sys.executable, "-m", "scv_cli", "run", "--config", str(config), "--as-of", AS_OF, "--full"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -98,7 +98,7 @@ def test_kill_after_the_warehouse_rename_then_the_next_run_agrees(demo_run, tmp_
                 if str(dst) == {str(cfg.warehouse)!r}:
                     os._exit(137)
         store.os = Os()
-        from sources.cli import main
+        from scv_cli.main import main
         sys.exit(main(["run", "--config", {str(config)!r}, "--as-of", {NEXT!r}]))
         """
     )

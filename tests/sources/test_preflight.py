@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sources.cli import main
+from scv_cli.main import main
 from sources.config import ConfigError, date_format_problem, load_config
 from sources.preflight import check_inputs, input_problems
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import warehouse.privacy as wp
-from sources.cli import main
+from scv_cli.main import main
 from sources.config import load_config
 from transforms import privacy as P
 from transforms.audience import AudienceError, AudienceSpec

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from tests_support import copy_project
 
-from sources.cli import main
+from scv_cli.main import main
 from sources.config import load_config
 
 THRESHOLD_ROW = "model: match_probability >= "

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sources.cli import main
+from scv_cli.main import main
 
 CONFIG = """
 warehouse: data/warehouse/warehouse.duckdb

@@ -10,7 +10,8 @@ import dagster as dg
 import pytest
 
 from dagster_project.resources import WarehouseResource, run_holder
-from sources.cli import first_failure, main
+from scv_cli.main import main
+from scv_cli.night import first_failure
 from sources.config import load_config
 from warehouse.store import Warehouse, WarehouseBusy
 

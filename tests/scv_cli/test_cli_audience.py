@@ -13,7 +13,7 @@ import pytest
 import yaml
 from tests_support import copy_project
 
-from sources.cli import main
+from scv_cli.main import main
 from sources.config import load_config
 
 pytestmark = pytest.mark.slow

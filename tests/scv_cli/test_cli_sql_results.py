@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from sources.cli import main
+from scv_cli.main import main
 
 CONFIG = """
 warehouse: data/warehouse/warehouse.duckdb
