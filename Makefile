@@ -3,28 +3,42 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SPARK_STAMP := $(VENV)/.spark-stamp
 DEMO_CONFIG := data/sources/scv.yml
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: run test ui bench bench-deps lint demo clean report-check ui-check
+.PHONY: run test spark-if-configured ui bench bench-deps lint demo clean report-check ui-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $(STAMP)
 
+# pyspark (the `spark` extra, 434 MB): for linkage.engine: spark, and for the test suite
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[spark]'
+	touch $(SPARK_STAMP)
+
+## install pyspark only when the demo config or $$SCV_CONFIG says `engine: spark` (under linkage:)
+spark-if-configured: $(STAMP)
+	@for f in "$${SCV_CONFIG:-}" $(DEMO_CONFIG); do \
+	  if [ -n "$$f" ] && [ -f "$$f" ] && grep -Eq "^[^#]*engine:[[:space:]]*[\"']?spark" "$$f"; then \
+	    $(MAKE) --no-print-directory $(SPARK_STAMP); break; fi; \
+	done
+
 ## run the whole pipeline on the demo company (generated on first use)
 run: $(STAMP)
 	test -f $(DEMO_CONFIG) || $(BIN)/scv demo --out data/sources
+	@$(MAKE) --no-print-directory spark-if-configured
 	$(BIN)/scv run --config $(DEMO_CONFIG)
 
 ## the whole test suite (CI runs exactly this)
-test: $(STAMP)
+test: $(SPARK_STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow" -q
 
 ## the Dagster UI over the same definitions and run history as `scv run` (code location
 ## scv-warehouse), plus the file server for run reports, Splink charts and Data Docs (ui.files_url)
-ui: $(STAMP)
+ui: $(STAMP) spark-if-configured
 	SCV_CONFIG=$${SCV_CONFIG:-$(DEMO_CONFIG)} $(BIN)/python -m dagster_project.ui
 
 ## benchmarks (each prints a table)
