@@ -20,16 +20,17 @@ Nothing here reads a file or a database: warehouse/audience.py runs the SQL and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from transforms.lifecycle import STAGES
-from transforms.privacy import audience_email, audience_phone, sha256_hex
 
 __all__ = [
     "FORMATS",
@@ -38,14 +39,18 @@ __all__ = [
     "AudienceError",
     "AudienceSpec",
     "Filter",
+    "audience_email",
+    "audience_phone",
     "audience_rows",
     "audience_sql",
+    "check_single_select",
     "check_spec",
     "filter_counts_sql",
     "filters",
     "resolve_segment",
     "resolve_stage",
     "saved_audience",
+    "sha256_hex",
     "specs_from_json",
     "specs_to_json",
 ]
@@ -484,3 +489,65 @@ def audience_rows(candidates: pd.DataFrame, fmt: str) -> tuple[pd.DataFrame, dic
     rows = rows.sort_values(columns, ignore_index=True)
     counts = {"no_consent_record": no_record, "withdrawn": int(withdrawn), "no_identifier": no_identifier}
     return rows, counts
+
+
+# ------------------------------------------- identifiers as ad platforms match them; the --sql check
+def sha256_hex(value: str) -> str:
+    """Plain SHA-256 of `value` (UTF-8) as lower-case hex: what ad platforms match on."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def audience_email(value: Any) -> str | None:
+    """An email as ad platforms want it before hashing: trimmed, lower-case; None if unusable."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    text = re.sub(r"\s+", "", str(value)).lower()
+    return text if "@" in text else None
+
+
+def audience_phone(value: Any) -> str | None:
+    """A phone number as ad platforms want it before hashing: E.164 (`+` and digits only);
+    None if the value is not an E.164 number."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    text = str(value).strip()
+    if not text.startswith("+"):
+        return None
+    text = "+" + re.sub(r"\D", "", text)
+    return text if _E164.match(text) else None
+
+
+def check_single_select(sql: str) -> None:
+    """Raise ValueError unless `sql` is exactly one read-only query (SELECT, possibly with WITH
+    or UNION), as DuckDB's dialect parses it."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
+        raise ValueError(f"--sql is not valid SQL: {first}") from None
+    if len(statements) != 1:
+        raise ValueError(f"--sql must be one SELECT statement, got {len(statements)} statements")
+    stmt = statements[0]
+    if not isinstance(stmt, (exp.Select, exp.SetOperation)):
+        raise ValueError(f"--sql must be a SELECT statement, got {stmt.key.upper()}")
+    writes = (
+        exp.Insert,
+        exp.Update,
+        exp.Delete,
+        exp.Merge,
+        exp.Create,
+        exp.Drop,
+        exp.Alter,
+        exp.Command,
+        exp.Copy,
+        exp.Into,
+    )
+    bad = next(stmt.find_all(*writes), None)
+    if bad is not None:
+        raise ValueError(f"--sql must only read: it contains {bad.key.upper()}")

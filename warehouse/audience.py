@@ -22,7 +22,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -30,20 +30,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quality.csv_safety import safe_csv_frame
-from transforms import privacy as P
 from transforms.audience import (
     HASHED_COLUMNS,
     AudienceError,
     AudienceSpec,
     audience_rows,
     audience_sql,
+    check_single_select,
     filter_counts_sql,
     filters,
 )
 from warehouse.schema import SCHEMA
 
-if TYPE_CHECKING:
-    from warehouse.store import Warehouse
+
+class Published(Protocol):
+    """Where the published warehouse file is (`warehouse.store.Warehouse` is one). A protocol,
+    not the store's class: the store imports this module to export saved audiences."""
+
+    published: Path
+
 
 __all__ = [
     "AUDIENCES_DIR",
@@ -188,7 +193,7 @@ def audience_on(con: duckdb.DuckDBPyConnection, spec: AudienceSpec, *, strict: b
 
 def _sql_ids(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
     try:
-        P.check_single_select(sql)
+        check_single_select(sql)
     except ValueError as exc:
         raise AudienceError(str(exc)) from None
     try:
@@ -202,7 +207,7 @@ def _sql_ids(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
         raise AudienceError(f"--sql failed: {str(exc).splitlines()[0]}") from None
 
 
-def build_audience(store: Warehouse, spec: AudienceSpec, *, sql: str | None = None) -> AudienceResult:
+def build_audience(store: Published, spec: AudienceSpec, *, sql: str | None = None) -> AudienceResult:
     """`scv audience`: the audience `spec` (checked) on the published warehouse; `sql`, a
     read-only `SELECT … customer_id …`, is one more filter. Raises AudienceError (one line)
     for a warehouse not built yet, an unknown purpose or channel, or an unusable `sql`."""
@@ -231,7 +236,7 @@ def build_audience(store: Warehouse, spec: AudienceSpec, *, sql: str | None = No
 def audience_csv(rows: pd.DataFrame) -> str:
     """The audience rows as CSV text (UTF-8, CRLF, header first). Cells a spreadsheet would
     run as formulas are neutralised with a leading `'`, except E.164 phone numbers (`+` and
-    digits only, checked by `transforms.privacy.audience_phone`), which an email or SMS tool
+    digits only, checked by `transforms.audience.audience_phone`), which an email or SMS tool
     must get as written."""
     safe = safe_csv_frame(rows)
     if "phone" in rows.columns:

@@ -17,14 +17,7 @@ import pandas as pd
 
 from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
-from dagster_project.assets.erasure import (
-    erased_quarantine,
-    landed_erased,
-    privacy_gate,
-    read_key,
-    split_erased_raw,
-    write_landed_erased,
-)
+from dagster_project.assets.erasure import privacy_gate
 from dagster_project.file_server import page_link
 from dagster_project.metadata import readable
 from dagster_project.resources import WarehouseResource
@@ -34,15 +27,20 @@ from quality.validate import field_findings, findings_from_counts, validate_sour
 from sources.config import Config, SourceConfig
 from sources.rates import RatesError, conversion_for, rates_fingerprint
 from sources.readers import SourceReadError, file_fingerprint, read_source, to_canonical
-from transforms.privacy import (
-    ERASED_RULE,
-    redact_erased_quarantine,
-    split_erased,
-    split_erased_activity,
-)
 from transforms.standardise import PERSON_STD_TYPES, standardise_persons
 from transforms.standardise.reuse import reuse_plan, write_reusing
 from warehouse.models import STAGE_TABLE_OF_KIND, STAGE_TABLES, documented_types
+from warehouse.privacy import (
+    ERASED_RULE,
+    erased_quarantine,
+    landed_erased,
+    read_key,
+    redact_erased_quarantine,
+    split_erased,
+    split_erased_activity,
+    split_erased_raw,
+    write_landed_erased,
+)
 from warehouse.store import fetch_frame, relation_names, write_frame
 
 __version__ = version("scv-warehouse")

@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 
 import warehouse.privacy as wp
+import warehouse.privacy.erasure as wp_erasure
 from scv_cli.main import main
 from sources.config import load_config
-from transforms import privacy as P
 from transforms.audience import AudienceError, AudienceSpec
+from warehouse.audience import build_audience
 from warehouse.privacy import Lookup, PrivacyError, SourceHints
 from warehouse.schema import TABLES
 from warehouse.store import Warehouse, empty_frame, write_frame
@@ -349,7 +350,7 @@ def test_suppression_and_log_hold_keyed_hashes_only(project, monkeypatch):
         rows = list(csv.DictReader(fh))
     assert {r["kind"] for r in rows} == {"record", "email_key", "email_std", "phone_e164", "key_verifier"}
     # the key itself is never stored, only the keyed hash of a fixed string (issue 19 item 3)
-    assert [r["hash"] for r in rows if r["kind"] == "key_verifier"] == [P.key_verifier(KEY)]
+    assert [r["hash"] for r in rows if r["kind"] == "key_verifier"] == [wp.key_verifier(KEY)]
     assert KEY not in (privacy / "suppression.csv").read_text()
 
     log = wp.read_erasure_log(cfg.data_dir)
@@ -430,7 +431,7 @@ def test_invalid_identifiers_are_refused_without_echo(project):
 def test_crash_while_copying_leaves_the_published_warehouse_whole(project, monkeypatch):
     cfg, store = project
     before = counts(store.published)
-    real = wp._copy_table_without
+    real = wp_erasure._copy_table_without
     calls = []
 
     def dies_on_the_fourth_table(*args, **kwargs):
@@ -439,7 +440,7 @@ def test_crash_while_copying_leaves_the_published_warehouse_whole(project, monke
             raise OSError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(wp, "_copy_table_without", dies_on_the_fourth_table)
+    monkeypatch.setattr(wp_erasure, "_copy_table_without", dies_on_the_fourth_table)
     with pytest.raises(OSError, match="disk full"):
         wp.forget(store, cfg.data_dir, KEY, Lookup("email", ALICE_EMAIL), HINTS)
     assert counts(store.published) == before  # old file opens, whole, person still there
@@ -449,7 +450,7 @@ def test_crash_while_copying_leaves_the_published_warehouse_whole(project, monke
     assert wp.load_suppression(cfg.data_dir)
     assert wp.read_erasure_log(cfg.data_dir) == []
     # a rerun finishes the job
-    monkeypatch.setattr(wp, "_copy_table_without", real)
+    monkeypatch.setattr(wp_erasure, "_copy_table_without", real)
     result = wp.forget(store, cfg.data_dir, KEY, Lookup("email", ALICE_EMAIL), HINTS)
     assert result.customers == 1 and result.suppression_added == 0
     assert "C1" not in ids_in(store.published)["customer"]
@@ -564,7 +565,7 @@ def test_audience_keeps_only_latest_granted_consent(project, tmp_path, capsys):
 
 def test_audience_from_sql(project):
     _, store = project
-    result = wp.build_audience(
+    result = build_audience(
         store,
         AudienceSpec("email_marketing"),
         sql="SELECT * FROM (VALUES ('C2'), ('C4'), ('nope')) AS t(customer_id)",
@@ -586,7 +587,7 @@ def test_audience_from_sql(project):
 def test_audience_sql_must_be_one_read_only_select(project, sql, message):
     _, store = project
     with pytest.raises(AudienceError, match=message):
-        wp.build_audience(store, AudienceSpec("email_marketing"), sql=sql)
+        build_audience(store, AudienceSpec("email_marketing"), sql=sql)
     assert counts(store.published)["customer"] == 5
 
 
@@ -608,7 +609,7 @@ def test_audience_unknown_segment_or_purpose_lists_the_known_ones(project, tmp_p
 
 def test_audience_by_lifecycle_stage(project):
     _, store = project
-    result = wp.build_audience(store, AudienceSpec("sms_marketing", stages=("active",)))
+    result = build_audience(store, AudienceSpec("sms_marketing", stages=("active",)))
     assert (result.matched, result.no_consent_record, result.written) == (5, 4, 1)
     assert result.rows["Phone"].tolist() == [""]  # Carol has an email but no phone
 
@@ -644,16 +645,16 @@ def test_identifiers_shared_with_someone_else_are_not_suppressed(project):
     result = wp.forget(store, cfg.data_dir, KEY, Lookup("customer_id", "C1"), HINTS)
     assert result.identifiers_shared == 1
     suppressed = wp.load_suppression(cfg.data_dir)
-    assert P.hash_identifier("+447911123457", KEY) not in suppressed
-    assert P.hash_identifier(ALICE_PHONE, KEY) in suppressed
-    assert P.hash_identifier("shop:a1", KEY) in suppressed  # her record still is, by id
+    assert wp.hash_identifier("+447911123457", KEY) not in suppressed
+    assert wp.hash_identifier(ALICE_PHONE, KEY) in suppressed
+    assert wp.hash_identifier("shop:a1", KEY) in suppressed  # her record still is, by id
     assert ids_in(store.published)["person_record"] == {"C2"}
     assert wp.read_erasure_log(cfg.data_dir)[0]["identifiers_shared_not_suppressed"] == 1
 
 
 def test_a_night_published_meanwhile_is_not_overwritten(project, monkeypatch):
     cfg, store = project
-    real = wp._copy_table_without
+    real = wp_erasure._copy_table_without
 
     def publish_during_forget(*args, **kwargs):
         done = real(*args, **kwargs)
@@ -661,7 +662,7 @@ def test_a_night_published_meanwhile_is_not_overwritten(project, monkeypatch):
             store.publish()  # the nightly run swaps in a new warehouse at this moment
         return done
 
-    monkeypatch.setattr(wp, "_copy_table_without", publish_during_forget)
+    monkeypatch.setattr(wp_erasure, "_copy_table_without", publish_during_forget)
     with pytest.raises(PrivacyError, match="published again while forgetting"):
         wp.forget(store, cfg.data_dir, KEY, Lookup("email", ALICE_EMAIL), HINTS)
     assert not store.published.with_name(store.published.name + ".forgetting").exists()
@@ -676,8 +677,8 @@ def test_check_privacy_key(tmp_path):
     wp.check_privacy_key(tmp_path, "any key")  # cannot be checked: passes
     with pytest.raises(PrivacyError, match=r"no privacy key is set: set \$MY_KEY"):
         wp.check_privacy_key(tmp_path, "", "MY_KEY")
-    wp.add_to_suppression(tmp_path, {"cd" * 32: "record"}, "s2", when, verifier=P.key_verifier(KEY))
-    assert wp.suppression_key_verifier(tmp_path) == P.key_verifier(KEY)
+    wp.add_to_suppression(tmp_path, {"cd" * 32: "record"}, "s2", when, verifier=wp.key_verifier(KEY))
+    assert wp.suppression_key_verifier(tmp_path) == wp.key_verifier(KEY)
     assert wp.load_suppression(tmp_path) == {"ab" * 32, "cd" * 32}  # the verifier is no identifier
     wp.check_privacy_key(tmp_path, KEY)
     with pytest.raises(PrivacyError) as info:
@@ -686,7 +687,7 @@ def test_check_privacy_key(tmp_path):
     assert "\n" not in message and "s3cr3t-other" not in message
     assert "$MY_KEY is not the privacy key" in message and "set $MY_KEY" in message
     # a later erasure does not add a second verifier
-    wp.add_to_suppression(tmp_path, {"ef" * 32: "record"}, "s3", when, verifier=P.key_verifier(KEY))
+    wp.add_to_suppression(tmp_path, {"ef" * 32: "record"}, "s3", when, verifier=wp.key_verifier(KEY))
     rows = (tmp_path / "privacy" / "suppression.csv").read_text().splitlines()
     assert sum("key_verifier" in r for r in rows) == 1
 

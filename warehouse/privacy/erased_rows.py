@@ -21,9 +21,9 @@ would let every erased person back; it is stopped before it reads a source inste
 frame of the raw rows, before anything is landed): their raw values are never written anywhere,
 only their row number, record id and a detail naming the subject by a hash prefix.
 
-Also here, pure too: the audience-file normalisation (plain SHA-256 as the ad platforms match
-on), the single-SELECT check for `scv audience --sql`, and the matching of quarantined raw rows
-against a person's identifiers.
+Also here, pure too: the matching of quarantined raw rows against a person's identifiers.
+Nothing here reads a file or a database (suppression.py reads the list; erasure.py and access.py
+work on the warehouse).
 """
 
 from __future__ import annotations
@@ -33,29 +33,26 @@ import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "ERASED_ACTIVITY_DETAIL",
     "ERASED_RULE",
+    "HASH_PREFIX",
     "HASHED_FIELDS",
     "KEY_VERIFIER_KIND",
     "QUARANTINE_COLUMNS",
-    "audience_email",
-    "audience_phone",
-    "check_single_select",
     "erased_detail",
     "erased_source_rows",
     "hash_identifier",
     "key_verifier",
-    "load_suppression",
+    "raw_dict",
     "raw_mentions",
     "record_identifier",
     "redact_erased_quarantine",
-    "sha256_hex",
     "split_erased",
     "split_erased_activity",
     "subject_hashes",
@@ -95,11 +92,6 @@ def key_verifier(key: str) -> str:
     """The keyed hash of a fixed string under `key`: tells whether a key is the one a
     suppression list was written with, without storing the key."""
     return hash_identifier(_KEY_VERIFIER_TEXT, key)
-
-
-def sha256_hex(value: str) -> str:
-    """Plain SHA-256 of `value` (UTF-8) as lower-case hex: what ad platforms match on."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def record_identifier(source: str, source_record_id: str) -> str:
@@ -356,7 +348,7 @@ def erased_source_rows(
 
 
 # --------------------------------------------------------------------------- raw quarantine rows
-def _raw_dict(raw: Any) -> dict[str, Any]:
+def raw_dict(raw: Any) -> dict[str, Any]:
     if raw is None or (isinstance(raw, float) and np.isnan(raw)):
         return {}
     if isinstance(raw, dict):
@@ -419,7 +411,7 @@ def redact_erased_quarantine(
         quarantine["raw"].to_numpy(dtype=object, na_value=None),
         strict=True,
     ):
-        row = _raw_dict(raw)
+        row = raw_dict(raw)
         detail = None
         if digest is not None:
             candidates = []
@@ -475,7 +467,7 @@ def raw_mentions(raw: Any, emails: Iterable[str], phones: Iterable[str]) -> bool
     emails = [e.lower() for e in emails if e]
     if any(e in lowered for e in emails):
         return True
-    row = _raw_dict(text)
+    row = raw_dict(text)
     keys = {email_key(e) for e in emails} - {None}
     digit_forms: set[str] = set()
     for p in phones:
@@ -492,69 +484,3 @@ def raw_mentions(raw: Any, emails: Iterable[str], phones: Iterable[str]) -> bool
             if digits in digit_forms:
                 return True
     return False
-
-
-# ------------------------------------------------------------------------------------- audiences
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-
-
-def audience_email(value: Any) -> str | None:
-    """An email as ad platforms want it before hashing: trimmed, lower-case; None if unusable."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    text = re.sub(r"\s+", "", str(value)).lower()
-    return text if "@" in text else None
-
-
-def audience_phone(value: Any) -> str | None:
-    """A phone number as ad platforms want it before hashing: E.164 (`+` and digits only);
-    None if the value is not an E.164 number."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    text = str(value).strip()
-    if not text.startswith("+"):
-        return None
-    text = "+" + re.sub(r"\D", "", text)
-    return text if _E164.match(text) else None
-
-
-def check_single_select(sql: str) -> None:
-    """Raise ValueError unless `sql` is exactly one read-only query (SELECT, possibly with WITH
-    or UNION), as DuckDB's dialect parses it."""
-    import sqlglot
-    from sqlglot import exp
-
-    try:
-        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-    except sqlglot.errors.ParseError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
-        raise ValueError(f"--sql is not valid SQL: {first}") from None
-    if len(statements) != 1:
-        raise ValueError(f"--sql must be one SELECT statement, got {len(statements)} statements")
-    stmt = statements[0]
-    if not isinstance(stmt, (exp.Select, exp.SetOperation)):
-        raise ValueError(f"--sql must be a SELECT statement, got {stmt.key.upper()}")
-    writes = (
-        exp.Insert,
-        exp.Update,
-        exp.Delete,
-        exp.Merge,
-        exp.Create,
-        exp.Drop,
-        exp.Alter,
-        exp.Command,
-        exp.Copy,
-        exp.Into,
-    )
-    bad = next(stmt.find_all(*writes), None)
-    if bad is not None:
-        raise ValueError(f"--sql must only read: it contains {bad.key.upper()}")
-
-
-def load_suppression(data_dir: Path) -> set[str]:
-    """The keyed hashes of every erased person's identifiers (`<data_dir>/privacy/
-    suppression.csv`); an empty set before the first erasure. Reads a file: the one impure
-    function here, kept beside the functions that use its result (see warehouse.privacy)."""
-    from warehouse.privacy import load_suppression as _load
-
-    return _load(data_dir)

@@ -1,4 +1,5 @@
-"""Pure privacy functions: keyed hashing, suppression splitting, audience normalisation, SQL check."""
+"""Pure privacy functions (warehouse.privacy.erased_rows): keyed hashing, suppression splitting;
+and the audience file's identifier normalisation and --sql check (transforms.audience)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pandas as pd
 import pytest
 
 from sources.config import SourceConfig
-from transforms import privacy as P
+from transforms import audience as A
 from transforms.standardise import standardise_persons
+from warehouse.privacy import erased_rows as P
 
 KEY = "pure-test-key"
 
@@ -196,12 +198,12 @@ def test_raw_mentions(raw, expected):
 
 
 def test_audience_normalisation_and_plain_sha256():
-    assert P.audience_email("  Dan.Brown@Brownmail.CO.UK ") == "dan.brown@brownmail.co.uk"
-    assert P.audience_email(None) is None and P.audience_email("nope") is None
-    assert P.audience_phone("+44 7400 123987") == "+447400123987"
-    assert P.audience_phone("07400123987") is None  # not E.164: no country code
-    assert P.audience_phone(float("nan")) is None
-    assert P.sha256_hex("dan.brown@brownmail.co.uk") == hashlib.sha256(
+    assert A.audience_email("  Dan.Brown@Brownmail.CO.UK ") == "dan.brown@brownmail.co.uk"
+    assert A.audience_email(None) is None and A.audience_email("nope") is None
+    assert A.audience_phone("+44 7400 123987") == "+447400123987"
+    assert A.audience_phone("07400123987") is None  # not E.164: no country code
+    assert A.audience_phone(float("nan")) is None
+    assert A.sha256_hex("dan.brown@brownmail.co.uk") == hashlib.sha256(
         b"dan.brown@brownmail.co.uk"
     ).hexdigest()
 
@@ -216,7 +218,7 @@ def test_audience_normalisation_and_plain_sha256():
     ],
 )
 def test_single_select_accepted(sql):
-    P.check_single_select(sql)
+    A.check_single_select(sql)
 
 
 @pytest.mark.parametrize(
@@ -232,7 +234,7 @@ def test_single_select_accepted(sql):
 )
 def test_anything_but_one_select_refused(sql, message):
     with pytest.raises(ValueError, match=message):
-        P.check_single_select(sql)
+        A.check_single_select(sql)
 
 
 # ------------------------------------------------------------------ issue 19 item 3: at the door
