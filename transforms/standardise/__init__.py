@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -85,8 +85,17 @@ from transforms.standardise.places import (
     postcode_keys,
 )
 
-if TYPE_CHECKING:
-    from sources.config import SourceConfig
+
+class SourceReading(Protocol):
+    """How a source writes its values, as far as standardising reads it: the source's `name`,
+    its `date_format` (strftime, None for ISO 8601) and its `default_country` (ISO code for
+    national phone numbers, or None). `sources.config.SourceConfig` is one; transforms know
+    no config type."""
+
+    name: str
+    date_format: str | None
+    default_country: str | None
+
 
 #: Original person fields carried through as text (`updated_at` becomes a timestamp).
 ORIGINAL_FIELDS = (
@@ -187,13 +196,13 @@ def _field_issues(n: int, issues: list[tuple[str, np.ndarray]]) -> list[list[str
 
 
 def standardise_persons(
-    df: pd.DataFrame, src: SourceConfig, as_of: date | None = None
+    df: pd.DataFrame, src: SourceReading, as_of: date | None = None
 ) -> pd.DataFrame:
     """One row per input person record, in input order: originals plus match keys.
 
     `df` is the canonical person frame (docs/architecture.md §2): `source_record_id`,
-    `_row_number` and one text column per mapped canonical field. `src` is the source's
-    `SourceConfig` (its `name`, `date_format` and `default_country` are used). `as_of` is the
+    `_row_number` and one text column per mapped canonical field. `src` says how the source
+    writes its values (`SourceReading`: a `SourceConfig` serves). `as_of` is the
     date dates of birth are judged against (default: today, UTC). Returns exactly
     `PERSON_STD_COLUMNS`; see the module docstring. Raises ValueError naming the source and
     rows when `source_record_id` is missing or empty.
@@ -303,6 +312,7 @@ __all__ = [
     "PLACEHOLDER_NAMES",
     "PLACEHOLDER_PHONE_RUN",
     "PLACEHOLDER_TEXT",
+    "SourceReading",
     "address_key",
     "address_keys",
     "city_key",
