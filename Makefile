@@ -34,6 +34,7 @@ run: $(STAMP)
 
 ## the whole test suite (CI runs exactly this)
 test: $(SPARK_STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "slow or not slow" -q
 
 ## the Dagster UI over the same definitions and run history as `scv run` (code location

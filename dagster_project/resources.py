@@ -1,5 +1,6 @@
-"""Resources are storage roles: the warehouse (staging + published + exports) and the project
-config. Built from the config in `definitions.py`; local paths by default."""
+"""Resources are storage roles: the warehouse (staging + published + exports). Built from the
+config in `definitions.py`; local paths by default. (Assets take the config itself as an argument
+of their factory, so no resource carries it.)"""
 
 from __future__ import annotations
 
@@ -11,18 +12,9 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from dagster_project.assets.common import as_of_from_tags
-from sources.config import Config, load_config
+from sources.config import Config
 from transforms.audience import specs_from_json, specs_to_json
 from warehouse.store import PublishedLocked, Warehouse, WarehouseBusy
-
-
-class ScvConfigResource(dg.ConfigurableResource):
-    """The project configuration file every asset reads its rules from."""
-
-    path: str
-
-    def load(self) -> Config:
-        return load_config(self.path)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -85,7 +77,6 @@ def run_holder(run_id: str | None, tags: dict[str, str]) -> str:
 
 def build_resources(cfg: Config) -> dict[str, dg.ConfigurableResource]:
     return {
-        "scv_config": ScvConfigResource(path=str(cfg.config_path)),
         "warehouse": WarehouseResource(
             published=str(cfg.warehouse),
             staging=str(cfg.staging_warehouse),
