@@ -98,8 +98,9 @@ def write_journal(prepared: PreparedExports, new_file: Path) -> None:
     entry = {
         "run_id": prepared.manifest.get("run_id"),
         "new_warehouse": _identity(new_file),
+        # relative to the exports folder ("../state/…" for the nightly state's manifest)
         "moves": [
-            [str(t.relative_to(prepared.exports)), str(f.relative_to(prepared.exports))]
+            [os.path.relpath(t, prepared.exports), os.path.relpath(f, prepared.exports)]
             for t, f in prepared.moves
         ],
     }

@@ -650,7 +650,12 @@ class Warehouse:
                 con.execute("DETACH published")
 
     # ----------------------------------------------------------------------------- publish
-    def publish(self, run_id: str | None = None, as_of: str | None = None) -> dict[str, int]:
+    def publish(
+        self,
+        run_id: str | None = None,
+        as_of: str | None = None,
+        also_move: tuple[Path, Path] | None = None,
+    ) -> dict[str, int]:
         """Swap the night's `scv` tables in as the published warehouse; returns row counts per
         table.
 
@@ -659,7 +664,9 @@ class Warehouse:
         published path, so that path always names a whole warehouse and no table is rewritten.
         With `run_id`, the exports move with it (warehouse/exports.py): all written from the copy
         first, renamed into place after it; an export that cannot be written raises ExportError
-        before anything is published.
+        before anything is published. `also_move` is one more (hidden file, final name) rename
+        made with them, in the same journal: the nightly state's manifest
+        (`warehouse.nightly.NightlyState.prepare_commit`).
         """
         finish_interrupted_publish(self.exports, self.published)
         tmp = self.published.with_name(self.published.name + ".publishing")
@@ -683,12 +690,15 @@ class Warehouse:
             raise RuntimeError(f"{self.build}: not fully checkpointed ({wal} remains); nothing published")
         shutil.copyfile(self.build, tmp)
         _fsync(tmp)
-        prepared = self.prepare_swap(tmp, run_id, as_of) if run_id is not None else None
+        prepared = self.prepare_swap(tmp, run_id, as_of, also_move) if run_id is not None else None
         os.replace(tmp, self.published)
         fsync_dir(self.published.parent)
         if prepared is not None:
             prepared.commit()
             clear_journal(self.exports)
+        elif also_move is not None:
+            os.replace(*also_move)
+            fsync_dir(also_move[1].parent)
         with _connect(self.staging) as stage:
             stage.execute("CREATE OR REPLACE TABLE build_as_published (table_name VARCHAR, published VARCHAR)")
             stage.executemany(
@@ -697,7 +707,9 @@ class Warehouse:
             )
         return counts
 
-    def prepare_swap(self, new_file: Path, run_id: str, as_of: str | None) -> PreparedExports:
+    def prepare_swap(
+        self, new_file: Path, run_id: str, as_of: str | None, also_move: tuple[Path, Path] | None = None
+    ) -> PreparedExports:
         """Every export written from `new_file` and the journal recorded, ready for `new_file`
         to be renamed over the published warehouse; on failure nothing is left behind and
         ExportError says nothing was published."""
@@ -709,6 +721,8 @@ class Warehouse:
             raise ExportError(
                 f"{exc}; nothing published: the warehouse and every export stay at the last night's"
             ) from None
+        if also_move is not None:
+            prepared.moves.append(also_move)
         write_journal(prepared, new_file)
         return prepared
 

@@ -8,14 +8,13 @@ import dagster as dg
 
 from dagster_project import constants as C
 from dagster_project.assets.common import file_link, night
-from dagster_project.assets.identity import save_linkage_state
-from dagster_project.assets.warehouse import save_golden_state
 from dagster_project.file_server import night_pages, page_link, page_url, pages_markdown
 from dagster_project.metadata import readable
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
 from warehouse.audit import audit_staged_warehouse
 from warehouse.exports import ExportError
+from warehouse.nightly import state_of
 from warehouse.report import (
     build_run_report,
     load_previous_summary,
@@ -66,12 +65,14 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 metadata={"failures": failures},
                 allow_retries=False,
             )
+        # Tonight's nightly state (linkage, golden records) moves with the warehouse.
+        state = state_of(cfg)
+        manifest = state.prepare_commit(n.run_id, n.as_of.isoformat())
         try:
-            counts = warehouse.store.publish(n.run_id, n.as_of.isoformat())
+            counts = warehouse.store.publish(n.run_id, n.as_of.isoformat(), also_move=manifest)
         except ExportError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
-        save_linkage_state(cfg, warehouse)
-        save_golden_state(cfg, warehouse)
+        state.sweep()
         context.log.info(f"published {sum(counts.values()):,} rows in {len(counts)} tables")
         return dg.MaterializeResult(
             metadata=readable({

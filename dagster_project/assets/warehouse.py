@@ -13,7 +13,9 @@ import pandas as pd
 
 from dagster_project import constants as C
 from dagster_project.assets.common import night
-from dagster_project.assets.identity import CLUSTERS_FILE, FULL_TAG, REVIEW_FILE
+from dagster_project.assets.identity import FULL_TAG
+from warehouse.identity import CLUSTERS_FILE, REVIEW_FILE
+from warehouse.nightly.golden import golden_config_hash, load_golden_state, stage_golden_state
 from dagster_project.assets.sources import accepted_key
 from dagster_project.metadata import readable
 from dagster_project.resources import WarehouseResource
@@ -78,45 +80,6 @@ SELECT x.source, x.source_record_id, x.customer_id,
        hash(*COLUMNS(p.* EXCLUDE (_row_number))) AS fingerprint
 FROM stage.person_records p JOIN scv.customer_xref x USING (source, source_record_id)
 """
-
-
-def _golden_state_dir(cfg: Config) -> Path:
-    return cfg.data_dir / "state" / "golden"
-
-
-def golden_config_hash(cfg: Config) -> str:
-    """What survivorship depends on besides the records: the rules, the trust ranks, the code."""
-    parts = {
-        "fields": {k: list(v) for k, v in cfg.survivorship.fields.items()},
-        "default": list(cfg.survivorship.default),
-        "trust": {n: s.trust for n, s in sorted(cfg.sources.items())},
-        "code": __version__,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def load_golden_state(cfg: Config) -> dict | None:
-    """Record fingerprints and config hash of the last PUBLISHED night (saved by the publish step)."""
-    d = _golden_state_dir(cfg)
-    if not (d / "records.parquet").exists() or not (d / "state.json").exists():
-        return None
-    return {
-        "records": d / "records.parquet",
-        "config_hash": json.loads((d / "state.json").read_text())["config_hash"],
-    }
-
-
-def save_golden_state(cfg: Config, warehouse: WarehouseResource) -> None:
-    """Keep tonight's record fingerprints for the next night's golden records; called only after
-    a successful publish, so the state always describes the published tables."""
-    d = _golden_state_dir(cfg)
-    d.mkdir(parents=True, exist_ok=True)
-    warehouse.store.copy_staged(GOLDEN_RECORDS_FILE, d / "records.parquet")
-    with warehouse.store.stage() as con:
-        config_hash = con.execute("SELECT config_hash FROM stage.golden_state").fetchall()[0][0]
-    tmp = d / ".state.json.tmp"
-    tmp.write_text(json.dumps({"config_hash": config_hash}))
-    os.replace(tmp, d / "state.json")
 
 
 def _sql_literal(p: Path) -> str:
@@ -520,7 +483,7 @@ def build_warehouse_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]
             else:
                 mode = "incremental"
                 affected = _affected_customers(con, warehouse, previous["records"])
-            con.execute("CREATE OR REPLACE TABLE stage.golden_state AS SELECT ? AS config_hash", [config_hash])
+            stage_golden_state(cfg, warehouse.store.staged_file(GOLDEN_RECORDS_FILE), config_hash)
             if affected is None:
                 persons = fetch_frame(con, "SELECT * FROM stage.person_records")
                 xref = fetch_frame(con, "SELECT source, source_record_id, customer_id FROM scv.customer_xref")

@@ -6,7 +6,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from dagster_project.assets.identity import available_fields
+from warehouse.identity import available_fields
 from transforms import linkage
 
 BLANKS = [None, "", " ", "\t", "\u00a0", "\u3000 ", "\u2003"]
