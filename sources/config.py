@@ -193,8 +193,31 @@ class SourceConfig(_Model):
         return field in self.columns or field in self.constants
 
 
+class SparkConfig(_Model):
+    """`linkage.spark:` where the linkage stage runs when `linkage.engine: spark`."""
+
+    master: str = Field(
+        "local[*]",
+        description="Spark master URL: local[N], spark://HOST:PORT, yarn, k8s://…",
+    )
+    conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="extra Spark settings passed through (spark.executor.memory, "
+        "spark.checkpoint.dir on shared storage for a real cluster, …)",
+    )
+
+    @field_validator("conf")
+    @classmethod
+    def _conf_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in v if not k.startswith("spark.")]
+        if bad:
+            raise ValueError(f"Spark settings start with 'spark.', got {bad}")
+        return v
+
+
 class LinkageConfig(_Model):
     engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkConfig = SparkConfig()
     threshold: float = Field(0.8, gt=0, lt=1, description="match probability to accept a link")
     guards: Literal["adaptive", "strict", "off"] = Field(
         "adaptive",

@@ -10,22 +10,22 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from .errors import EngineUnavailableError
+
 if TYPE_CHECKING:
     from .settings import LinkageSettings
 
 __all__ = ["EngineUnavailableError", "make_db_api"]
 
 
-class EngineUnavailableError(RuntimeError):
-    """The configured `linkage.engine` cannot be started in this environment."""
-
-
 def make_db_api(settings: LinkageSettings) -> Any:
     """A fresh Splink database API for one linkage job.
 
     'duckdb' gets its own in-memory connection (threads capped by `settings.threads`, so the
-    nightly job shares the machine politely). 'spark' reuses or starts a local SparkSession;
-    pyspark is imported only here, and only then.
+    nightly job shares the machine politely). 'spark' gets a new session of the process's base
+    SparkSession (`spark_session`: master and conf from the settings, Splink's UDF jar loaded,
+    temporary views not shared with other jobs); pyspark is imported only then. A Spark job
+    that should drop its views and checkpoints when done uses `spark_session.spark_job`.
     """
     if settings.engine == "duckdb":
         from splink import DuckDBAPI
@@ -42,17 +42,9 @@ def make_db_api(settings: LinkageSettings) -> Any:
             con.execute("SET temp_directory = ?", [str(settings.temp_directory)])
         return DuckDBAPI(connection=con)
     if settings.engine == "spark":
-        try:
-            from pyspark.sql import SparkSession
-        except ImportError as exc:
-            raise EngineUnavailableError(
-                "linkage.engine is 'spark' but pyspark is not installed; "
-                "`pip install pyspark` or set linkage.engine: duckdb"
-            ) from exc
-        from splink import SparkAPI
+        from .spark_session import open_spark_job
 
-        spark = SparkSession.builder.appName("scv-linkage").getOrCreate()
-        return SparkAPI(spark_session=spark)
+        return open_spark_job(settings).db_api()
     raise EngineUnavailableError(
         f"linkage.engine: unknown engine {settings.engine!r} (use 'duckdb' or 'spark')"
     )

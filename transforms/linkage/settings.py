@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,6 +24,13 @@ DEFAULT_THRESHOLD = 0.8
 EDGE_FLOOR = 0.01
 
 
+def _spark_value(value: Any) -> str:
+    """A config value as Spark wants it: booleans as 'true' / 'false', the rest as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class LinkageSettings:
     """Knobs of the linkage stage.
@@ -36,7 +44,9 @@ class LinkageSettings:
     that field), 'strict' (every conflict vetoes) or 'off' (the score alone; to measure what
     the guards buy). True / False are read as 'strict' / 'off'. `threads` caps DuckDB's worker threads; `memory_limit` caps its
     memory (DuckDB spills intermediate results to `temp_directory`, or its default beside the
-    database, beyond it; None keeps DuckDB's default of 80% of RAM).
+    database, beyond it; None keeps DuckDB's default of 80% of RAM). With engine 'spark',
+    `spark_master` is the master URL and `spark_conf` extra Spark settings (`spark_session`);
+    Spark's checkpoints and spill go under `temp_directory / "spark"`.
     """
 
     engine: Literal["duckdb", "spark"] = "duckdb"
@@ -50,10 +60,17 @@ class LinkageSettings:
     threads: int = 2
     memory_limit: str | None = None
     temp_directory: Path | None = None
+    spark_master: str = "local[*]"
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.guards, bool):
             object.__setattr__(self, "guards", "strict" if self.guards else "off")
+        object.__setattr__(
+            self, "spark_conf", {str(k): _spark_value(v) for k, v in self.spark_conf.items()}
+        )
+        if not self.spark_master.strip():
+            raise ValueError("linkage.spark.master: must be a Spark master URL such as local[*]")
         if self.guards not in ("adaptive", "strict", "off"):
             raise ValueError(
                 f"linkage.guards: must be 'adaptive', 'strict' or 'off', got {self.guards!r}"
@@ -81,6 +98,8 @@ class LinkageSettings:
             "labels": cfg.labels,
             "memory_limit": cfg.memory_limit,
             "guards": cfg.guards,
+            "spark_master": cfg.spark.master,
+            "spark_conf": {k: _spark_value(v) for k, v in cfg.spark.conf.items()},
         }
         values.update(overrides)
         return cls(**values)
