@@ -72,3 +72,23 @@ def test_a_changed_clustering_key_clusters_everything_again(tmp_path, persons_fi
 
 def test_the_engine_is_a_setting(tmp_path):
     assert type(linkage_stage(LinkageSettings())).__name__ == "DuckDBLinkageStage"
+
+
+def test_a_model_used_on_the_other_engine_keeps_its_parameters_with_that_engines_sql(model):
+    from transforms.linkage.model import splink_settings
+
+    duck = splink_settings(model, "duckdb")
+    spark = splink_settings(model, "spark")
+    assert duck["sql_dialect"] == "duckdb" and spark["sql_dialect"] == "spark"
+    assert duck == splink_settings(model)  # already DuckDB's: unchanged
+    for a, b in zip(duck["comparisons"], spark["comparisons"], strict=True):
+        assert [lv.get("m_probability") for lv in a["comparison_levels"]] == [
+            lv.get("m_probability") for lv in b["comparison_levels"]
+        ]
+        assert [lv.get("u_probability") for lv in a["comparison_levels"]] == [
+            lv.get("u_probability") for lv in b["comparison_levels"]
+        ]
+    # DuckDB's quoting, which Spark would read as text, is gone from the Spark SQL
+    spark_sql = " ".join(lv["sql_condition"] for c in spark["comparisons"] for lv in c["comparison_levels"])
+    assert '"first_name_std_l"' not in spark_sql and "`first_name_std_l`" in spark_sql
+    assert spark["probability_two_random_records_match"] == duck["probability_two_random_records_match"]

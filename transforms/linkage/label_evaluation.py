@@ -304,6 +304,9 @@ def score_labels(
     # Splink's accuracy analysis needs the compared columns kept.
     spec["retain_matching_columns"] = True
     db_api = make_db_api(settings)
+    spec = splink_settings(model, db_api.sql_dialect.sql_dialect_str) | {
+        k: v for k, v in spec.items() if k.startswith("retain_")
+    }
     linker = Linker(db_api.register(frame, dataset_display_name="persons"), spec, log_level=None)
     labels = db_api.register(
         pd.DataFrame(

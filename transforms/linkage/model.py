@@ -104,13 +104,41 @@ def model_meta(model: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def splink_settings(model: dict[str, Any]) -> dict[str, Any] | None:
+def splink_settings(model: dict[str, Any], dialect: str | None = None) -> dict[str, Any] | None:
     """Splink's part of a model document (what `save_model_to_json` wrote), or None for a
-    model without comparisons (a dataset with no person fields)."""
-    model_meta(model)
+    model without comparisons (a dataset with no person fields).
+
+    With `dialect` ('duckdb', 'spark') the comparisons' SQL is written for that engine: a model
+    trained on one engine and used on the other keeps its parameters but not its SQL (DuckDB
+    quotes columns "like_this", which Spark reads as text, so every pair would score the
+    same, silently). The same comparisons are built again for `dialect` and the trained m and
+    u copied over level by level."""
+    meta = model_meta(model)
     if not model.get("comparisons"):
         return None
-    return copy.deepcopy({k: v for k, v in model.items() if k != "scv"})
+    settings = copy.deepcopy({k: v for k, v in model.items() if k != "scv"})
+    if dialect is None or settings.get("sql_dialect") == dialect:
+        return settings
+    keys = {k: tuple(v) for k, v in meta["blocking_keys"].items()}
+    ported = build_settings(meta["fields"], keys).create_settings_dict(dialect)
+    ported["sql_dialect"] = dialect
+    for key in ("probability_two_random_records_match", "em_convergence", "max_iterations"):
+        if key in settings:
+            ported[key] = settings[key]
+    theirs_by_name = {c["output_column_name"]: c for c in settings["comparisons"]}
+    for ours in ported["comparisons"]:
+        theirs = theirs_by_name[ours["output_column_name"]]
+        levels = theirs["comparison_levels"]
+        if len(levels) != len(ours["comparison_levels"]):
+            raise ValueError(
+                f"model: comparison {ours['output_column_name']!r} has {len(levels)} levels, "
+                f"this code builds {len(ours['comparison_levels'])}; retrain (`scv run --retrain`)"
+            )
+        for a, b in zip(levels, ours["comparison_levels"], strict=True):
+            for key in ("m_probability", "u_probability", "tf_adjustment_weight"):
+                if key in a:
+                    b[key] = a[key]
+    return ported
 
 
 def guard_policy(model: dict[str, Any] | None, mode: str) -> GuardPolicy:

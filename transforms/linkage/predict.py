@@ -80,7 +80,8 @@ def _linker(frame: pd.DataFrame, model: dict[str, Any], db_api: Any, **overrides
 
 
 def _linker_over(sdf: Any, model: dict[str, Any], **overrides: Any) -> Linker:
-    settings = splink_settings(model) or {}
+    # the model's SQL written for the engine that holds `sdf` (a model may come from the other)
+    settings = splink_settings(model, sdf.db_api.sql_dialect.sql_dialect_str) or {}
     settings.update(overrides)
     return Linker(sdf, settings, log_level=None)
 
