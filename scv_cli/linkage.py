@@ -10,11 +10,7 @@ from pathlib import Path
 from scv_cli.errors import CliError
 from sources.config import load_config
 
-__all__ = ["MODEL_FILE", "register"]
-
-#: Where the nightly run keeps the trained model (dagster_project.assets.identity.MODEL_FILE;
-#: not imported from there: importing dagster_project builds the definitions from a config).
-MODEL_FILE = "linkage_model.json"
+__all__ = ["register"]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -36,7 +32,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_labels,
         splink_settings,
     )
-    from transforms.linkage.settings import LinkageSettings
+    from warehouse.identity import linkage_settings, model_path
     from warehouse.label_evaluation import (
         EvaluationUnavailable,
         read_evaluation_inputs,
@@ -54,7 +50,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CliError(f"{labels_path}: no labelled pairs")
     if not cfg.warehouse.exists():
         raise CliError(f"{cfg.warehouse}: no warehouse yet (run `scv run` first)")
-    model_file = cfg.model_dir / MODEL_FILE
+    model_file = model_path(cfg)
     if not model_file.exists():
         raise CliError(f"{model_file}: no linkage model yet (run `scv run` first)")
     try:
@@ -66,9 +62,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CliError(
             f"{model_file}: the linkage model compares no field, so there is no score to evaluate"
         )
-    settings = LinkageSettings.from_config(
-        cfg.linkage, temp_directory=cfg.data_dir / "tmp" / "linkage"
-    )
+    settings = linkage_settings(cfg)
     store = Warehouse(cfg.warehouse, cfg.staging_warehouse, cfg.exports)
     try:
         inputs = read_evaluation_inputs(store, model_columns(model))

@@ -21,6 +21,7 @@ from sources.config import Config
 from transforms import linkage
 from transforms.linkage.overrides import as_labels
 from transforms.linkage.review_page import review_page_html
+from transforms.linkage.settings import spark_value
 from transforms.linkage.stage import LinkageFiles, LinkageJob, linkage_stage
 from warehouse.nightly import state_of
 from warehouse.nightly.linkage import SECTION, linkage_mode, previous_linkage, stage_linkage
@@ -61,10 +62,24 @@ PERSONS_FILE = "person_records.parquet"
 PUBLISHED_CLUSTERS_FILE = "published_clusters.parquet"
 
 
-def linkage_settings(cfg: Config) -> linkage.LinkageSettings:
-    return linkage.LinkageSettings.from_config(
-        cfg.linkage, temp_directory=cfg.data_dir / "tmp" / "linkage"
-    )
+def linkage_settings(cfg: Config, **overrides: Any) -> linkage.LinkageSettings:
+    """The linkage stage's settings from the config's `linkage:` block; Splink's spill folder
+    (and Spark's checkpoints) under `<data_dir>/tmp/linkage`."""
+    lc = cfg.linkage
+    values: dict[str, Any] = {
+        "engine": lc.engine,
+        "threshold": lc.threshold,
+        "u_max_pairs": lc.u_max_pairs,
+        "em_max_pairs": lc.em_max_pairs,
+        "seed": lc.seed,
+        "labels": lc.labels,
+        "memory_limit": lc.memory_limit,
+        "guards": lc.guards,
+        "spark_master": lc.spark.master,
+        "spark_conf": {k: spark_value(v) for k, v in lc.spark.conf.items()},
+        "temp_directory": cfg.data_dir / "tmp" / "linkage",
+    }
+    return linkage.LinkageSettings(**{**values, **overrides})
 
 
 def model_path(cfg: Config) -> Path:

@@ -157,7 +157,7 @@ def scored_independently(cfg, labels: pd.DataFrame) -> dict:
     from transforms.linkage.engine import make_db_api
     from transforms.linkage.fields import prepare_frame
     from transforms.linkage.model import model_meta, splink_settings
-    from transforms.linkage.settings import LinkageSettings
+    from warehouse.identity import linkage_settings
 
     model = json.loads((cfg.model_dir / "linkage_model.json").read_text())
     meta = model_meta(model)
@@ -168,7 +168,7 @@ def scored_independently(cfg, labels: pd.DataFrame) -> dict:
     finally:
         con.close()
     frame = prepare_frame(persons, meta["fields"], meta["blocking_keys"])
-    settings = LinkageSettings.from_config(cfg.linkage)
+    settings = linkage_settings(cfg)
     db = make_db_api(settings)
     spec = splink_settings(model)
     linker = Linker(db.register(frame, dataset_display_name="persons"), spec, log_level=None)

@@ -1,16 +1,14 @@
-"""How a linkage run is tuned: the `linkage:` block of the config, as a plain dataclass."""
+"""How a linkage run is tuned: the `linkage:` block of the config, as a plain dataclass (built
+from the config by `warehouse.identity.linkage_settings`; transforms read no config)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from sources.config import LinkageConfig
-
-__all__ = ["DEFAULT_THRESHOLD", "EDGE_FLOOR", "LinkageSettings"]
+__all__ = ["DEFAULT_THRESHOLD", "EDGE_FLOOR", "LinkageSettings", "spark_value"]
 
 #: Match probability at or above which two records are linked. Chosen from the precision /
 #: recall curve of bench/linkage.py on the demo company: an exact email and nothing else to
@@ -24,7 +22,7 @@ DEFAULT_THRESHOLD = 0.8
 EDGE_FLOOR = 0.01
 
 
-def _spark_value(value: Any) -> str:
+def spark_value(value: Any) -> str:
     """A config value as Spark wants it: booleans as 'true' / 'false', the rest as text."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -67,7 +65,7 @@ class LinkageSettings:
         if isinstance(self.guards, bool):
             object.__setattr__(self, "guards", "strict" if self.guards else "off")
         object.__setattr__(
-            self, "spark_conf", {str(k): _spark_value(v) for k, v in self.spark_conf.items()}
+            self, "spark_conf", {str(k): spark_value(v) for k, v in self.spark_conf.items()}
         )
         if not self.spark_master.strip():
             raise ValueError("linkage.spark.master: must be a Spark master URL such as local[*]")
@@ -85,24 +83,6 @@ class LinkageSettings:
             )
         if self.u_max_pairs < 1 or self.em_max_pairs < 1:
             raise ValueError("linkage.u_max_pairs / em_max_pairs: must be positive")
-
-    @classmethod
-    def from_config(cls, cfg: LinkageConfig, **overrides: Any) -> LinkageSettings:
-        """Build settings from the validated `linkage:` config block (`sources.config`)."""
-        values: dict[str, Any] = {
-            "engine": cfg.engine,
-            "threshold": cfg.threshold,
-            "u_max_pairs": cfg.u_max_pairs,
-            "em_max_pairs": cfg.em_max_pairs,
-            "seed": cfg.seed,
-            "labels": cfg.labels,
-            "memory_limit": cfg.memory_limit,
-            "guards": cfg.guards,
-            "spark_master": cfg.spark.master,
-            "spark_conf": {k: _spark_value(v) for k, v in cfg.spark.conf.items()},
-        }
-        values.update(overrides)
-        return cls(**values)
 
     def training_key(self) -> dict[str, Any]:
         """The settings that change a trained model (they go into its version hash)."""
