@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from dagster_project import constants as C
-from dagster_project.assets.sources import expectations_check, field_findings_check
+from dagster_project.checks import check_result
 from dagster_project.definitions import build_definitions
 from dagster_project.metadata import LABELS, readable, training_metadata
 from dagster_project.splink_log import readable_line, splink_to_dagster
+from quality import source_checks
 from quality.validate import CheckOutcome
 from sources.config import load_config
 from warehouse.schema import TABLES
@@ -95,6 +96,14 @@ def test_training_record_as_tables():
 
 
 # --------------------------------------------------------------------- warning checks
+def expectations_check(name, outcomes):
+    return check_result(source_checks.expectations_check(name, outcomes))
+
+
+def field_findings_check(rows, findings):
+    return check_result(source_checks.field_findings_check(rows, findings))
+
+
 def _outcome(name, passed, **meta):
     return CheckOutcome(name, passed, "WARN", f"{name} holds", meta)
 
@@ -123,9 +132,8 @@ def test_field_findings_check_fires_on_a_field_mostly_invalid_not_on_a_few_place
     assert {r.data["field"]: r.data["records invalid (%)"] for r in table.records} == {"email": 2.35, "phone": 0.59}
 
     # a night that reuses the validation reports the check again from its JSON: same table
-    from dagster_project.assets.sources import _check_state
-
-    again = readable(json.loads(json.dumps(_check_state(result)))["metadata"])
+    kept = json.loads(json.dumps(source_checks.check_state(source_checks.field_findings_check(170, few))))
+    again = check_result(source_checks.check_from_state(kept)).metadata
     assert again[LABELS["invalid_by_field"]] == table
 
     wrong_format = pd.DataFrame({"field": ["date_of_birth"], "rule": ["invalid"], "count": [150]})
