@@ -19,6 +19,7 @@ purpose is a grant. Counts say who was left out and why; no personal data is eve
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,9 +56,11 @@ __all__ = [
     "AudienceError",
     "AudienceResult",
     "audience_csv",
+    "audience_export_problems",
     "audience_on",
     "available_segments",
     "build_audience",
+    "exported_audience",
     "prepare_audience_exports",
     "warehouse_values",
     "write_audience_csv",
@@ -307,3 +310,35 @@ def prepare_audience_exports(
             **result.counts(),
         }
     return entries
+
+
+# ----------------------------------------------------------------------------- tonight's files
+def audience_export_problems(manifest: dict, exports: Path, run_id: str, name: str) -> list[str]:
+    """One line per way the export of audience `name` does not hold tonight's night: the
+    manifest names another run or lacks the audience, a file is missing, or the Parquet file
+    holds another number of rows than the manifest says."""
+    problems = []
+    if manifest.get("run_id") != run_id:
+        problems.append(f"{exports / 'manifest.json'} is of run {manifest.get('run_id')}")
+    entry = manifest.get("audiences", {}).get(name)
+    if entry is None:
+        return [*problems, f"{exports / 'manifest.json'} has no audience {name!r}"]
+    data, csv = exports / entry["path"], exports / entry["csv"]
+    for path in (data, csv):
+        if not path.exists():
+            problems.append(f"{path} is missing")
+    if data.exists() and pq.read_metadata(data).num_rows != entry["rows"]:
+        problems.append(f"{data} holds {pq.read_metadata(data).num_rows} rows, the manifest {entry['rows']}")
+    return problems
+
+
+def exported_audience(exports: Path, run_id: str, name: str) -> dict[str, Any]:
+    """The exports manifest's entry of audience `name` (counts, definition, problems), its
+    files as absolute paths (`csv`, `path`), once they are known to hold run `run_id`'s
+    night; AudienceError naming every problem otherwise."""
+    manifest = json.loads((exports / "manifest.json").read_text(encoding="utf-8"))
+    problems = audience_export_problems(manifest, exports, run_id, name)
+    if problems:
+        raise AudienceError("; ".join(problems))
+    entry = manifest["audiences"][name]
+    return {**entry, "csv": exports / entry["csv"], "path": exports / entry["path"]}

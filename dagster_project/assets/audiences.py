@@ -7,41 +7,19 @@ the warehouse beside it, and `scv forget` rewrites it. The asset checks that ton
 there and hold what the manifest says, and records the counts (never a person) as metadata.
 """
 
-import json
-from pathlib import Path
-
 import dagster as dg
-import pyarrow.parquet as pq
 
 from dagster_project.assets.common import file_link, night
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
-from transforms.audience import AudienceSpec
+from transforms.audience import AudienceError, AudienceSpec
+from warehouse.audience import exported_audience
 
-__all__ = ["GROUP_AUDIENCES", "audience_export_problems", "build_audience_assets"]
+__all__ = ["GROUP_AUDIENCES", "build_audience_assets"]
 
 GROUP_AUDIENCES = "audiences"
 #: WARN: a value the audience names is not in tonight's warehouse, so that filter matches nobody.
 CHECK_AUDIENCE_VALUES = "audience_values_in_warehouse"
-
-
-def audience_export_problems(manifest: dict, exports: Path, run_id: str, name: str) -> list[str]:
-    """One line per way the export of audience `name` does not hold tonight's night: the
-    manifest names another run or lacks the audience, a file is missing, or the Parquet file
-    holds another number of rows than the manifest says."""
-    problems = []
-    if manifest.get("run_id") != run_id:
-        problems.append(f"{exports / 'manifest.json'} is of run {manifest.get('run_id')}")
-    entry = manifest.get("audiences", {}).get(name)
-    if entry is None:
-        return [*problems, f"{exports / 'manifest.json'} has no audience {name!r}"]
-    data, csv = exports / entry["path"], exports / entry["csv"]
-    for path in (data, csv):
-        if not path.exists():
-            problems.append(f"{path} is missing")
-    if data.exists() and pq.read_metadata(data).num_rows != entry["rows"]:
-        problems.append(f"{data} holds {pq.read_metadata(data).num_rows} rows, the manifest {entry['rows']}")
-    return problems
 
 
 def _filters_table(counts: dict[str, int]) -> str:
@@ -73,15 +51,13 @@ def _audience_asset(spec: AudienceSpec, partitions) -> dg.AssetsDefinition:
     )
     def _audience(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         n = night(context)
-        exports = warehouse.store.exports
-        manifest = json.loads((exports / "manifest.json").read_text(encoding="utf-8"))
-        problems = audience_export_problems(manifest, exports, n.run_id, str(spec.name))
-        if problems:
+        try:
+            entry = exported_audience(warehouse.store.exports, n.run_id, str(spec.name))
+        except AudienceError as exc:
             raise dg.Failure(
-                description=f"audience {spec.name} not at tonight's night ({n.run_id}): " + "; ".join(problems),
+                description=f"audience {spec.name} not at tonight's night ({n.run_id}): {exc}",
                 allow_retries=False,
-            )
-        entry = manifest["audiences"][spec.name]
+            ) from None
         context.log.info(f"audience {spec.name}: {entry['rows']:,} rows ({entry['description']})")
         return dg.MaterializeResult(
             metadata={
@@ -95,8 +71,8 @@ def _audience_asset(spec: AudienceSpec, partitions) -> dg.AssetsDefinition:
                 "left_out_no_consent_decision": entry["no_consent_record"],
                 "left_out_consent_withdrawn": entry["withdrawn"],
                 "left_out_no_email_or_phone": entry["no_identifier"],
-                "csv": file_link(exports / entry["csv"]),
-                "parquet": file_link(exports / entry["path"]),
+                "csv": file_link(entry["csv"]),
+                "parquet": file_link(entry["path"]),
             },
             check_results=[
                 dg.AssetCheckResult(

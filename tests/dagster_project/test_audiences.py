@@ -17,12 +17,10 @@ import yaml
 from conftest import DEMO_AS_OF
 from tests_support import copy_project, run_scv
 
-from dagster_project.assets.audiences import (
-    CHECK_AUDIENCE_VALUES,
-    audience_export_problems,
-)
+from dagster_project.assets.audiences import CHECK_AUDIENCE_VALUES
 from dagster_project.definitions import build_definitions
 from sources.config import load_config
+from warehouse.audience import audience_export_problems
 
 AUDIENCES = {
     "lapsed_vips": {"stage": "at_risk", "segment": ["At Risk", "Can't Lose Them"], "purpose": "email_marketing",
