@@ -15,10 +15,10 @@ from test_linkage import toy_company
 
 from transforms.linkage import LinkageSettings, OverrideSet, train_model
 from transforms.linkage.stage import (
+    DuckDBLinkageStage,
     LinkageFiles,
     LinkageJob,
     PreviousLinkage,
-    linkage_stage,
 )
 
 LOG = logging.getLogger("test")
@@ -108,7 +108,7 @@ def test_a_full_night_on_spark_equals_the_duckdb_stage(
 ):
     run, spark_out = spark_full
     duck_out = _files(tmp_path / "duck")
-    duck = linkage_stage(LinkageSettings()).link(
+    duck = DuckDBLinkageStage(LinkageSettings()).link(
         LinkageJob(persons[1], model, OverrideSet(), duck_out, clustering="k"), LOG
     )
     assert run.scope is None and run.metrics["records"] == len(persons[0])
