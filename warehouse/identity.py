@@ -22,7 +22,8 @@ from transforms import linkage
 from transforms.linkage.overrides import as_labels
 from transforms.linkage.review_page import review_page_html
 from transforms.linkage.settings import spark_value
-from transforms.linkage.stage import LinkageFiles, LinkageJob, linkage_stage
+from transforms.linkage import linkage_stage
+from transforms.linkage.stage import LinkageFiles, LinkageJob
 from warehouse.nightly import state_of
 from warehouse.nightly.linkage import SECTION, linkage_mode, previous_linkage, stage_linkage
 from warehouse.store import Warehouse, fetch_frame, stack_view, write_frame
@@ -266,7 +267,8 @@ def link_persons(
     clustering = clustering_key(settings, model, overrides)
     state = state_of(cfg)
     section = state.published(SECTION)
-    mode = linkage_mode(section, version, full_requested)
+    stage = linkage_stage(settings)
+    mode = linkage_mode(section, version, stage.fingerprint_version, full_requested)
     log.info(f"linking {len(ids):,} person records: {mode}")
     files = LinkageFiles(
         clusters=store.staged_file(CLUSTERS_FILE),
@@ -287,7 +289,7 @@ def link_persons(
         previous=previous,
         charts_dir=charts_dir if previous is None else None,
     )
-    run = linkage_stage(settings).link(job, log)
+    run = stage.link(job, log)
     scope = run.scope
     with store.stage() as con:
         # Tonight's scope of re-clustered records, for the xref (all of them on a full night).
@@ -317,7 +319,7 @@ def link_persons(
                 "GROUP BY cluster_key) GROUP BY n ORDER BY n"
             ).fetchall()
         )
-    stage_linkage(state, files, version, clustering)
+    stage_linkage(state, files, version, clustering, stage.fingerprint_version)
     return LinkFigures(
         mode=mode,
         threshold=settings.threshold,

@@ -332,16 +332,20 @@ def test_make_db_api_without_pyspark_says_so_in_one_line():
 
 
 def test_spark_config_reaches_the_session_settings(tmp_path):
-    from sources.config import LinkageConfig
+    from types import SimpleNamespace
 
-    cfg = LinkageConfig(
+    from sources.config import LinkageConfig
+    from warehouse.identity import linkage_settings
+
+    linkage_block = LinkageConfig(
         engine="spark",
         spark={"master": "spark://10.0.0.5:7077",
                "conf": {"spark.executor.memory": "8g", "spark.ui.enabled": True,
                         "spark.jars": "/opt/extra.jar",
                         "spark.checkpoint.dir": "hdfs://nn/scv/checkpoints"}},
     )
-    settings = LinkageSettings.from_config(cfg, temp_directory=tmp_path)
+    cfg = SimpleNamespace(linkage=linkage_block, data_dir=tmp_path)
+    settings = linkage_settings(cfg, temp_directory=tmp_path)
     assert settings.spark_master == "spark://10.0.0.5:7077"
     assert settings.spark_conf["spark.ui.enabled"] == "true"
     conf = session_conf(settings, tmp_path / "spark", "/x/splink-udf.jar", tmp_path / "l.p")

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from transforms.linkage import LinkageSettings, OverrideSet, train_model
-from transforms.linkage.stage import LinkageFiles, LinkageJob, PreviousLinkage, linkage_stage
+from transforms.linkage import linkage_stage
+from transforms.linkage.stage import LinkageFiles, LinkageJob, PreviousLinkage
 
 from test_linkage import toy_company
 

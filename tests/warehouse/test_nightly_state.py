@@ -90,3 +90,18 @@ def test_a_publish_that_never_swapped_rolls_the_manifest_back(tmp_path):
     write_journal(PreparedExports(exports, {"run_id": "run1"}, [(hidden, final)]), new_file)
     assert finish_interrupted_publish(exports, published) == "rolled back"
     assert state.published("golden") is None and not hidden.exists()
+
+
+def test_the_linkage_mode_says_why_a_night_is_full(tmp_path):
+    from warehouse.nightly.linkage import linkage_mode
+
+    state = NightlyState(tmp_path / "state")
+    assert linkage_mode(None, "m1", "duckdb-hash-v1", False) == "full (no stored edges)"
+    state.stage_section("linkage", {"model_version": "m1", "clustering": "k", "fingerprint": "duckdb-hash-v1"})
+    state.commit_now("run1")
+    section = state.published("linkage")
+    assert linkage_mode(section, "m1", "duckdb-hash-v1", False) == "incremental"
+    assert linkage_mode(section, "m1", "duckdb-hash-v1", True) == "full (requested)"
+    assert linkage_mode(section, "m2", "duckdb-hash-v1", False) == "full (model changed)"
+    # fingerprints of another engine (Spark's xxhash64) cannot be compared with DuckDB's hash
+    assert linkage_mode(section, "m1", "spark-xxhash64-v1", False).startswith("full (stored state from")

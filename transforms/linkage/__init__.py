@@ -47,6 +47,20 @@ from .predict import (
     predict_incremental,
 )
 from .settings import LinkageSettings
+from .stage import LinkageStage
+
+
+def linkage_stage(settings: LinkageSettings) -> LinkageStage:
+    """The linkage stage of the configured engine (`linkage.engine`): `DuckDBLinkageStage`, or
+    `SparkLinkageStage` (pyspark is imported only then)."""
+    if settings.engine == "spark":
+        from .spark_stage import SparkLinkageStage
+
+        return SparkLinkageStage(settings)
+    from .stage import DuckDBLinkageStage
+
+    return DuckDBLinkageStage(settings)
+
 
 #: The column each match field is judged present by (what `available_fields` reads).
 MATCH_FIELD_COLUMNS: tuple[str, ...] = ("unique_id", *(cols[0] for cols in MATCH_FIELDS.values()))
@@ -76,6 +90,7 @@ __all__ = [
     "GuardPolicy",
     "LinkageResult",
     "LinkageSettings",
+    "LinkageStage",
     "OverrideConflictError",
     "OverrideError",
     "OverrideSet",
@@ -90,6 +105,7 @@ __all__ = [
     "guard_evidence",
     "guard_policy",
     "link_and_dedupe",
+    "linkage_stage",
     "model_covers",
     "model_meta",
     "predict_changed",

@@ -3,7 +3,7 @@
 Everything identity resolution does between the standardised person records and the clusters
 (training the model, scoring, the incremental night's carried and new edges, clustering with
 the guards and a steward's overrides, the relink scope) is reached through `LinkageStage`,
-built by `linkage_stage(settings)` from `settings.engine`:
+built by `transforms.linkage.linkage_stage(settings)` from `settings.engine`:
 
 - 'duckdb' (`DuckDBLinkageStage`, below): Splink on an in-process DuckDB, clustering in numpy;
 - 'spark' (`transforms.linkage.spark_stage.SparkLinkageStage`): Splink's Spark backend.
@@ -26,7 +26,7 @@ import duckdb
 import pandas as pd
 
 from transforms.frame_types import declared_types_of, typed_table
-from transforms.incremental import MATCH_COLUMNS, carried_edges_sql, fingerprints_sql, plan_incremental, relink_scope
+from transforms.incremental import FINGERPRINT_VERSION, MATCH_COLUMNS, carried_edges_sql, fingerprints_sql, plan_incremental, relink_scope
 
 from .charts import write_charts
 from .clustering import CLUSTER_COLUMNS, cluster_with_review
@@ -42,7 +42,6 @@ __all__ = [
     "LinkageStage",
     "PreviousLinkage",
     "DuckDBLinkageStage",
-    "linkage_stage",
 ]
 
 #: A logger with `.info` and `.warning` (`logging.Logger`, or a Dagster step's `context.log`).
@@ -105,6 +104,10 @@ class LinkageStage(Protocol):
     nothing else changes."""
 
     settings: LinkageSettings
+    #: How this engine hashes a record's match keys (`LinkageFiles.fingerprints`): an
+    #: incremental night compares fingerprints only when the published night's were made the
+    #: same way (the nightly state keeps it).
+    fingerprint_version: str
 
     def train(
         self, persons: Path, *, created_at: datetime, labels: pd.DataFrame | None = None
@@ -116,15 +119,6 @@ class LinkageStage(Protocol):
     def link(self, job: LinkageJob, log: Log) -> LinkageRun:
         """Tonight's clusters, edges, fingerprints and review pairs, written to `job.out`."""
         ...
-
-
-def linkage_stage(settings: LinkageSettings) -> LinkageStage:
-    """The linkage stage of the configured engine."""
-    if settings.engine == "spark":
-        from .spark_stage import SparkLinkageStage
-
-        return SparkLinkageStage(settings)
-    return DuckDBLinkageStage(settings)
 
 
 def must_links(overrides: OverrideSet) -> pd.DataFrame:
@@ -181,6 +175,8 @@ def release_memory() -> None:
 
 class DuckDBLinkageStage:
     """The linkage stage on Splink's DuckDB backend (the embedded default)."""
+
+    fingerprint_version = FINGERPRINT_VERSION
 
     def __init__(self, settings: LinkageSettings) -> None:
         self.settings = settings

@@ -2,14 +2,14 @@
 
 The section `linkage` of the nightly state holds the published night's scored edges, its record
 fingerprints, the model version and the clustering key. An incremental night needs all of them,
-made the same way (`FINGERPRINT_VERSION`), with the same model; otherwise the night is full.
+made the same way (the engine's `fingerprint_version`), with the same model; otherwise the
+night is full.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from transforms.incremental import FINGERPRINT_VERSION
 from transforms.linkage.stage import LinkageFiles, PreviousLinkage
 
 from .state import NightlyState, Section
@@ -19,14 +19,16 @@ __all__ = ["SECTION", "linkage_mode", "previous_linkage", "stage_linkage"]
 SECTION = "linkage"
 
 
-def linkage_mode(section: Section | None, model_version: str, full_requested: bool) -> str:
+def linkage_mode(
+    section: Section | None, model_version: str, fingerprint_version: str, full_requested: bool
+) -> str:
     """'incremental', or 'full (<why>)'."""
     if full_requested:
         return "full (requested)"
     if section is None:
         return "full (no stored edges)"
-    if section.values.get("fingerprint") != FINGERPRINT_VERSION:
-        return "full (stored state from an older version)"
+    if section.values.get("fingerprint") != fingerprint_version:
+        return "full (stored state from an older version or another engine)"
     if section.values.get("model_version") != model_version:
         return "full (model changed)"
     return "incremental"
@@ -44,11 +46,13 @@ def previous_linkage(section: Section, published_clusters: Path) -> PreviousLink
     )
 
 
-def stage_linkage(state: NightlyState, files: LinkageFiles, model_version: str, clustering: str) -> None:
+def stage_linkage(
+    state: NightlyState, files: LinkageFiles, model_version: str, clustering: str, fingerprint_version: str
+) -> None:
     """Tonight's edges and fingerprints, for the next incremental night (committed with the
     warehouse by the publish step)."""
     state.stage_section(
         SECTION,
-        {"model_version": model_version, "clustering": clustering, "fingerprint": FINGERPRINT_VERSION},
+        {"model_version": model_version, "clustering": clustering, "fingerprint": fingerprint_version},
         {"edges": files.edges, "records": files.fingerprints},
     )
