@@ -142,9 +142,9 @@ def first_failure(result) -> str:
 
 
 def print_summary(cfg: Config, run_id: str) -> None:
-    import duckdb
+    from warehouse.store import connect
 
-    con = duckdb.connect(str(cfg.warehouse), read_only=True)
+    con = connect(cfg.warehouse, read_only=True)
     try:
         runs = con.execute(
             "SELECT source, rows_in, rows_accepted, rows_quarantined FROM scv.source_run "

@@ -40,6 +40,7 @@ import sqlglot
 from sqlglot import exp
 
 from warehouse.schema import SCHEMA
+from warehouse.store import connect
 
 __all__ = [
     "READ_ONLY_PRAGMAS",
@@ -105,8 +106,8 @@ def connect_read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     (module docstring, layer 1). Order matters: external access is off from the start (a
     connect-time setting), `search_path` is set while settings can still change, then the
     configuration is locked."""
-    con = duckdb.connect(
-        str(path),
+    con = connect(
+        path,
         read_only=True,
         config={
             "enable_external_access": False,

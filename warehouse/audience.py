@@ -45,10 +45,13 @@ from warehouse.schema import SCHEMA
 
 
 class Published(Protocol):
-    """Where the published warehouse file is (`warehouse.store.Warehouse` is one). A protocol,
-    not the store's class: the store imports this module to export saved audiences."""
+    """The published warehouse (`warehouse.store.Warehouse` is one): where it is, and its
+    opener. A protocol, not the store's class: the store imports this module to export saved
+    audiences."""
 
     published: Path
+
+    def open_published(self, config: dict | None = None) -> duckdb.DuckDBPyConnection: ...
 
 
 __all__ = [
@@ -217,7 +220,7 @@ def build_audience(store: Published, spec: AudienceSpec, *, sql: str | None = No
     if not store.published.exists():
         raise AudienceError(f"{store.published}: no published warehouse yet (run `scv run` first)")
     # No file or network access beyond the warehouse: --sql can read or write no other file.
-    con = duckdb.connect(str(store.published), read_only=True, config={"enable_external_access": False})
+    con = store.open_published(config={"enable_external_access": False})
     try:
         unknown = 0
         if sql is not None:

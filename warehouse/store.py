@@ -71,9 +71,18 @@ __all__ = [
 STAGE = "stage"
 
 
-def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path), read_only=read_only)
+def connect(
+    path: Path, *, read_only: bool = False, config: Mapping[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """The one opener of warehouse files (published, build, staging, a copy being made): every
+    module that opens one comes through here, so how a warehouse file is opened has one home.
+    `config` is DuckDB's connect-time settings (e.g. external access off for an analyst)."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
+
+
+_connect = connect
 
 
 def _attached(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -583,6 +592,11 @@ class Warehouse:
             if cols != TABLES[name].column_names:
                 return False
         return True
+
+    def open_published(self, config: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the published warehouse (with DuckDB's connect-time
+        `config`); the caller closes it."""
+        return connect(self.published, read_only=True, config=config)
 
     @contextmanager
     def read_published(self) -> Iterator[duckdb.DuckDBPyConnection | None]:

@@ -108,7 +108,7 @@ def access_document(
     if not store.published.exists():
         raise PrivacyError(f"{store.published}: no published warehouse yet (run `scv run` first)")
     now = now or datetime.now(timezone.utc).replace(microsecond=0)
-    con = duckdb.connect(str(store.published), read_only=True)
+    con = store.open_published()
     try:
         subject = find_subject(con, lookup, hints)
         if subject is None:

@@ -50,7 +50,7 @@ from warehouse.privacy.suppression import (
     check_privacy_key,
 )
 from warehouse.schema import SCHEMA, TABLES
-from warehouse.store import Warehouse, WarehouseBusy
+from warehouse.store import Warehouse, WarehouseBusy, connect
 
 __all__ = ["ErasureResult", "forget"]
 
@@ -210,7 +210,7 @@ def _forget(
         leftover.unlink(missing_ok=True)
 
     seen = _identity(published)
-    con = duckdb.connect(str(tmp))
+    con = connect(tmp)
     try:
         con.execute(f"ATTACH {quote_literal(published)} AS pub (READ_ONLY)")
         subject = find_subject(con, lookup, hints, catalog="pub")
