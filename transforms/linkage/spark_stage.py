@@ -6,24 +6,25 @@ written by Spark (`_write_parquet`: one file per result, as the rest of the nigh
 What runs where:
 - **On Spark** (`spark_session`: the configured master, Splink's UDF jar, one clean session per
   job): preparing the frame for Splink (`fields.prepare_frame` per Arrow batch through
-  `mapInPandas`; its two statistics over the whole frame, the cap on crowded blocking-key values
-  and the `<column>_count` columns, as window counts in Spark: see `prepare_on_spark`), scoring
-  (`predict`, and an incremental night's `predict_within` / `predict_between` with term
-  frequencies over every record), the fingerprints (`fingerprints_sql`: Spark's `xxhash64`, so
-  `FINGERPRINT_VERSION` is this stage's own), the incremental plan, the carried edges, the relink
-  scope (Splink's Spark connected components) and joining the re-clustered part with the
-  published clusters.
-- **On the driver:** clustering with the guards and a steward's overrides, until
-  `spark_clustering.cluster_on_spark` lands (`_cluster`, the one line to switch): the nodes
-  (ids and guard columns of the records clustered tonight: all of them on a full night, the
-  relink scope on an incremental one) and their edges come to the driver as pandas, and
-  `clustering.cluster_with_review` decides, the same code as the DuckDB stage. Also on the
-  driver: the relink scope as a set of ids (`LinkageRun.scope` is one), the review pairs
-  (bounded by `clustering.REVIEW_NEAR_MAX` plus vetoed and split pairs), the charts (a sample
-  of 20 merges, and the size distribution as one integer per record), and **training**
-  (`train`), which reads every record into one pandas frame: `model.train_model` needs pandas
-  for `available_fields`, `guard_evidence` and u estimation's sample; its Splink queries (prior,
-  u, EM) run on Spark. Training runs on the first night and on `--retrain` only.
+  `mapInPandas`; its statistics over the whole frame, the cap on crowded blocking-key values,
+  the `<column>_count` columns and the repeated-id check, as Spark window and group counts: see
+  `prepare_on_spark`), scoring (`predict`, and an incremental night's `predict_within` /
+  `predict_between` with term frequencies over every record), the fingerprints
+  (`fingerprints_sql`: Spark's `xxhash64`, so this stage has its own `fingerprint_version`), the
+  incremental plan, the carried edges, the relink scope (Splink's Spark connected components),
+  clustering with the guards and a steward's overrides (`spark_clustering.cluster_on_spark`,
+  `cluster_with_review`'s rule), and joining the re-clustered part with the published clusters.
+- **On the driver:** what `cluster_on_spark` rebuilds there (the components the chaining guard
+  splits), the relink scope as a set of ids (`LinkageRun.scope` is one: the records connected
+  to a touched one), the review pairs (bounded by `clustering.REVIEW_NEAR_MAX` plus the vetoed
+  and split pairs), the charts (a sample of 20 merges, and the size distribution as one integer
+  per record) and **training** (`train`), which reads every record into one pandas frame:
+  `model.train_model` needs pandas for `available_fields`, `guard_evidence` and u estimation's
+  sample; its Splink queries (prior, u, EM) run on Spark. Training runs on the first night and on
+  `--retrain` only, so a Spark night's driver holds every record only then.
+
+Python workers run `prepare_frame` and the guards' veto: they import this package, so on a
+cluster the executors need the project installed (locally: `_python_for_workers`).
 """
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ import pyarrow.parquet as pq
 from transforms.incremental import MATCH_COLUMNS
 
 from .charts import cluster_size_html, score_record_pairs
-from .clustering import CLUSTER_COLUMNS, REVIEW_COLUMNS, cluster_with_review
+from .clustering import CLUSTER_COLUMNS, REVIEW_COLUMNS
 from .comparisons import COUNT_SUFFIX, COUNTED_COLUMNS
 from .fields import BLOCK_KEY_MAX_RECORDS, GUARD_COLUMNS, MATCH_FIELDS, prepare_frame
 from .model import guard_policy, model_meta, splink_settings, train_model
 from .predict import EDGE_COLUMNS, _linker_over, _tf_columns
 from .settings import LinkageSettings
+from .spark_clustering import cluster_on_spark
 from .spark_session import SparkJob, spark_job, stop_spark
 from .stage import (
     LinkageJob,
@@ -249,15 +251,6 @@ def _edges_schema() -> StructType:
     )
 
 
-def _clusters_schema() -> StructType:
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
-
-    return StructType(
-        [StructField(c, StringType()) for c in CLUSTER_COLUMNS[:-1]]
-        + [StructField("match_probability", DoubleType())]
-    )
-
-
 def _edge_columns(df: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
@@ -270,36 +263,9 @@ def _edge_columns(df: DataFrame) -> DataFrame:
 
 
 # ----------------------------------------------------------------------------- clustering
-def _cluster_on_driver(
-    nodes: DataFrame,
-    edges: DataFrame,
-    threshold: float,
-    *,
-    guards: Any,
-    overrides: Any,
-    db_api: Any,
-) -> tuple[DataFrame, dict[str, Any], pd.DataFrame]:
-    """`spark_clustering.cluster_on_spark`'s contract, done by `cluster_with_review` on the
-    driver: the nodes and edges come over as pandas, the clusters go back as a Spark frame."""
-    node_frame = _to_pandas(nodes).astype("string")
-    edge_frame = _to_pandas(edges)
-    clusters, metrics, review = cluster_with_review(
-        node_frame, edge_frame, threshold, guards=guards, overrides=overrides
-    )
-    frame = clusters[CLUSTER_COLUMNS].astype({c: object for c in CLUSTER_COLUMNS[:-1]})
-    frame = frame.where(frame.notna(), None)
-    out = db_api.spark.createDataFrame(frame, schema=_clusters_schema())
-    return out, metrics, review
-
-
-#: Clustering of a Spark night. The one line to change when `spark_clustering` lands:
-#: `from .spark_clustering import cluster_on_spark as _cluster`.
-_cluster = _cluster_on_driver
-
-
-def _to_pandas(df: DataFrame) -> pd.DataFrame:
-    """A (bounded) Spark frame on the driver."""
-    return df.toPandas()
+#: Clustering of a Spark night (`cluster_with_review`'s rule on Spark DataFrames); the driver
+#: sees only the components the chaining guard rebuilds and the review pairs.
+_cluster = cluster_on_spark
 
 
 # ----------------------------------------------------------------------------- the stage
