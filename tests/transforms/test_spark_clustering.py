@@ -34,7 +34,10 @@ from transforms.linkage.guards import GuardPolicy
 from transforms.linkage.overrides import OverrideSet
 from transforms.linkage.settings import LinkageSettings
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,7 @@ def job(tmp_path_factory):
     stop_spark()  # a session started before would keep its workers' interpreter
     try:
         with spark_job(settings, "cluster") as job:
+            job.api = job.db_api()  # one Splink SparkAPI for the module (UDFs registered once)
             yield job
     finally:
         stop_spark()
@@ -77,26 +81,39 @@ def _overrides(must=(), cannot=()) -> OverrideSet:
 
 
 def _assert_same_as_driver(job, nodes, edges, threshold, *, guards, overrides=None):
-    """cluster_on_spark equals cluster_with_review on the same data; returns the metrics."""
+    """cluster_on_spark equals cluster_with_review on the same data; returns the metrics and
+    how many records went to the driver (those of the components rebuilt there)."""
+    from transforms.linkage import spark_clustering
     from transforms.linkage.spark_clustering import cluster_on_spark
+
+    collected = []
+    decide = spark_clustering._decide_on_driver
+
+    def spy(sub_nodes, *args):
+        collected.append(len(sub_nodes))
+        return decide(sub_nodes, *args)
 
     want_clusters, want_metrics, want_review = cluster_with_review(
         nodes, edges, threshold, guards=guards, overrides=overrides
     )
     started = time.monotonic()
-    clusters, metrics, review = cluster_on_spark(
-        _to_spark(job.session, nodes),
-        _to_spark(job.session, edges),
-        threshold,
-        guards=guards,
-        overrides=overrides,
-        db_api=job.db_api(),
-    )
-    got = clusters.toPandas()
+    spark_clustering._decide_on_driver = spy
+    try:
+        clusters, metrics, review = cluster_on_spark(
+            _to_spark(job.session, nodes),
+            _to_spark(job.session, edges),
+            threshold,
+            guards=guards,
+            overrides=overrides,
+            db_api=job.api,
+        )
+    finally:
+        spark_clustering._decide_on_driver = decide
+    got = clusters.toPandas().sort_values("unique_id", kind="stable").reset_index(drop=True)
     print(f"cluster_on_spark: {len(nodes)} records, {len(edges)} edges in "
           f"{time.monotonic() - started:.1f} s")
     assert list(got.columns) == CLUSTER_COLUMNS
-    # the same rows in the same order (unique_id), the same keys and probabilities
+    # the same rows (cluster_with_review's are in unique_id order), keys and probabilities
     for col in ("unique_id", "source", "source_record_id", "cluster_key"):
         assert got[col].astype("string").tolist() == want_clusters[col].astype("string").tolist(), col
     np.testing.assert_array_equal(
@@ -106,7 +123,7 @@ def _assert_same_as_driver(job, nodes, edges, threshold, *, guards, overrides=No
     assert list(metrics) == list(want_metrics)
     assert list(review.columns) == REVIEW_COLUMNS
     pd.testing.assert_frame_equal(review, want_review)
-    return metrics
+    return metrics, sum(collected)
 
 
 # --- the toy company, trained and scored on DuckDB ------------------------------------------
@@ -123,14 +140,8 @@ def toy():
     return _nodes(persons), edges, guard_policy(model, "adaptive")
 
 
-def test_toy_company_adaptive_guards(job, toy):
+def test_toy_company_with_overrides(job, toy):
     nodes, edges, policy = toy
-    m = _assert_same_as_driver(job, nodes, edges, SETTINGS.threshold, guards=policy)
-    assert m["vetoed_edges"] > 0  # the twins and the father and son are kept apart
-
-
-def test_toy_company_strict_guards_with_overrides_at_a_low_threshold(job, toy):
-    nodes, edges, _ = toy
     n = 120
     overrides = _overrides(
         # the twins joined by a steward, and a record absent tonight in a must-link group
@@ -138,18 +149,12 @@ def test_toy_company_strict_guards_with_overrides_at_a_low_threshold(job, toy):
         # a real duplicate (nickname, new address) kept apart
         cannot=[(f"crm:{n + 6}-0", f"shop:{n + 6}-1")],
     )
-    m = _assert_same_as_driver(job, nodes, edges, 0.3, guards=GuardPolicy("strict"),
-                               overrides=overrides)
-    assert m["overrides_must_applied"] == 1 and m["overrides_cannot_applied"] == 1
-    assert m["split_clusters"] > 0
-
-
-def test_toy_company_guards_off_overrides_only(job, toy):
-    nodes, edges, _ = toy
-    n = 120
-    overrides = _overrides(cannot=[(f"crm:{n + 6}-0", f"shop:{n + 6}-1")])
-    m = _assert_same_as_driver(job, nodes, edges, 0.5, guards=False, overrides=overrides)
-    assert m["vetoed_by_override"] == 1
+    m, collected = _assert_same_as_driver(job, nodes, edges, 0.5, guards=policy,
+                                          overrides=overrides)
+    assert 0 < collected <= 10  # the split clusters' records only
+    # the father and son, the couple: vetoed by the guards; the steward's pair split
+    assert m["vetoed_dob"] > 0 and m["vetoed_first_name"] > 0 and m["vetoed_by_override"] == 1
+    assert m["overrides_must_applied"] == 1 and m["split_clusters"] > 0
 
 
 # --- random graphs with planted conflicts ----------------------------------------------------
@@ -206,13 +211,18 @@ def planted_graph(seed: int, families: int = 40, big: int = 0) -> tuple[pd.DataF
         a, b = people[0][0], people[-1][0]
         link(a, b, float(rng.choice([0.7, 0.55, 0.2, 0.05])))
     if big:
+        # one component: a random tree (shallow, so connected components converge in a few
+        # rounds) whose links never join two different birth dates directly: no veto breaks it
         ids = [f"big:r{i:05d}" for i in range(big)]
+        dobs = ["1970-01-01", "1999-12-31", None]
+        kind = [(i + 2) % 3 for i in range(big)]  # the first record has no birth date
         for i, uid in enumerate(ids):
-            first, dob = ("sam", "1970-01-01") if i % 3 == 0 else (
-                ("sam", "1999-12-31") if i % 3 == 1 else (None, None))
-            rec(uid, first, dob, "big")
+            rec(uid, "sam" if kind[i] < 2 else None, dobs[kind[i]], "big")
             if i:
-                link(ids[int(rng.integers(max(0, i - 40), i))], uid, float(rng.uniform(0.9, 0.9999)))
+                j = int(rng.integers(0, i))
+                while kind[i] < 2 and kind[j] < 2 and kind[j] != kind[i]:
+                    j = int(rng.integers(0, i))
+                link(ids[j], uid, float(rng.uniform(0.9, 0.9999)))
     nodes = pd.DataFrame(recs).drop_duplicates("unique_id")
     e = pd.DataFrame(edges, columns=["unique_id_l", "unique_id_r", "match_probability", "match_weight"])
     # messy rows: a pair listed twice (reversed, weaker), unknown records, a self-link, a
@@ -223,6 +233,9 @@ def planted_graph(seed: int, families: int = 40, big: int = 0) -> tuple[pd.DataF
             (first["unique_id_r"], first["unique_id_l"], 0.5, 0.0),
             ("zz:unknown", first["unique_id_l"], 0.99, 6.6),
             (first["unique_id_l"], first["unique_id_l"], 0.99, 6.6),
+            # listed twice with the same weight: the first row listed wins (on both sides)
+            (e.iloc[3]["unique_id_r"], e.iloc[3]["unique_id_l"], 0.971, 5.0),
+            (e.iloc[3]["unique_id_l"], e.iloc[3]["unique_id_r"], 0.972, 5.0),
             (e.iloc[1]["unique_id_l"], e.iloc[1]["unique_id_r"], None, None),
             (e.iloc[2]["unique_id_l"], e.iloc[2]["unique_id_r"], 1.0, None),
         ],
@@ -236,41 +249,44 @@ def planted_graph(seed: int, families: int = 40, big: int = 0) -> tuple[pd.DataF
 def _graph_overrides(nodes: pd.DataFrame) -> OverrideSet:
     ids = sorted(nodes["unique_id"])
     fam = lambda f, p: [x for x in ids if f":f{f}p{p}r" in x]
+    # two people of family 0 joined; a chain through a record absent tonight joins two of
+    # family 1 (its group's root, "a:absent", is not a record)
+    must = [(fam(0, 0)[0], fam(0, 1)[0]), ("a:absent", fam(1, 0)[0]), ("a:absent", fam(1, 1)[0])]
     return _overrides(
-        # two people of family 0 joined; a chain through a record absent tonight joins two of
-        # family 1 (its group's root, "a:absent", is not a record)
-        must=[(fam(0, 0)[0], fam(0, 1)[0]), ("a:absent", fam(1, 0)[0]), ("a:absent", fam(1, 1)[0])],
-        # one person's two records kept apart; a vetoed pair vetoed twice
-        cannot=[(fam(2, 0)[0], fam(3, 0)[0])]
-        + ([tuple(fam(4, 0)[:2])] if len(fam(4, 0)) > 1 else []),
+        # records of two families (never linked); two people of family 5 (linked through a
+        # bridge or directly: the guards' work, done by a steward when they are off); one
+        # person's two records (a duplicate kept apart)
+        cannot=[(fam(2, 0)[0], fam(3, 0)[0]), (fam(5, 0)[0], fam(5, 1)[0])]
+        + ([tuple(fam(4, 0)[:2])] if len(fam(4, 0)) > 1 else [])
+        # in the big component: two birth dates joined, one birth date's records kept apart
+        + ([("big:r00004", "big:r00007")] if "big:r00000" in ids else []),
+        must=must + ([("big:r00001", "big:r00002")] if "big:r00000" in ids else []),
     )
 
 
-@pytest.mark.parametrize("mode", ["adaptive", "strict"])
-def test_planted_conflicts_with_overrides(job, mode):
-    nodes, edges = planted_graph(seed=11)
-    policy = GuardPolicy.from_evidence(mode, {"dob": {"pairs": 100, "disagree": 20}})
-    m = _assert_same_as_driver(job, nodes, edges, 0.9, guards=policy,
-                               overrides=_graph_overrides(nodes))
+def test_planted_conflicts_overrides_and_a_component_above_full_check_max(job):
+    nodes, edges = planted_graph(seed=11, big=2100)
+    unguarded = cluster_with_review(nodes, edges, 0.9, guards=False)[1]
+    assert unguarded["largest_cluster"] > clustering._FULL_CHECK_MAX  # rebuilt unchecked
+    m, collected = _assert_same_as_driver(job, nodes, edges, 0.9, guards=GuardPolicy("strict"),
+                                          overrides=_graph_overrides(nodes))
     assert m["split_clusters"] > 0 and m["isolated_ambiguous"] > 0 and m["vetoed_edges"] > 0
+    # the big component and the families whose people were chained, not the others
+    assert 2100 < collected < len(nodes) - 50
+    # the must-links through "a:absent" are not applied, but group their records
+    assert m["overrides_must_applied"] == 2 and m["overrides_cannot_applied"] == 4
+    assert m["largest_cluster"] < clustering._FULL_CHECK_MAX
     assert m["edges_unknown_records"] == 2
-
-
-def test_components_above_full_check_max(job, monkeypatch):
-    # Rebuilt without the pair-by-pair check, on both sides: every component above 12 records,
-    # and one of 2,100 records (above the real _FULL_CHECK_MAX) when the limit is restored.
-    nodes, edges = planted_graph(seed=5, families=25, big=60)
-    monkeypatch.setattr(clustering, "_FULL_CHECK_MAX", 12)
-    m = _assert_same_as_driver(job, nodes, edges, 0.9, guards=GuardPolicy("strict"),
-                               overrides=_graph_overrides(nodes))
-    assert m["split_clusters"] > 0
-    monkeypatch.undo()
-    nodes, edges = planted_graph(seed=6, families=5, big=2100)
-    m = _assert_same_as_driver(job, nodes, edges, 0.9, guards=GuardPolicy("strict"))
-    assert m["split_clusters"] > 0
 
 
 def test_no_edges_and_guards_off(job):
     nodes, edges = planted_graph(seed=3, families=10)
-    _assert_same_as_driver(job, nodes, edges.iloc[:0], 0.9, guards=GuardPolicy("strict"))
-    _assert_same_as_driver(job, nodes, edges, 0.9, guards=False)
+    m, collected = _assert_same_as_driver(job, nodes, edges.iloc[:0], 0.9,
+                                          guards=GuardPolicy("strict"))
+    assert collected == 0
+    assert m["clusters"] == m["singletons"] == len(nodes)
+    # no guards: overrides alone veto and split
+    m, _ = _assert_same_as_driver(job, nodes, edges, 0.9, guards=False,
+                                  overrides=_graph_overrides(nodes))
+    assert m["vetoed_by_override"] > 0 and m["vetoed_dob"] == m["vetoed_first_name"] == 0
+    assert m["split_clusters"] > 0

@@ -14,7 +14,8 @@ On Spark:
    on, and `_Rules.flags` (the guard policy's `pair_conflicts`, must-link groups, cannot-links)
    decides it batch by batch in `mapInPandas`.
 3. Connected components of the edges left: Splink's Spark clustering
-   (`cluster_pairwise_predictions_at_threshold`); its cluster id is the smallest unique_id.
+   (`cluster_pairwise_predictions_at_threshold`) over the records that have one; its cluster
+   id is the smallest unique_id (a record without a link is its own cluster).
 4. Components of 3 to `clustering._FULL_CHECK_MAX` records are self-joined on Spark and every
    pair flagged as in 2; those holding a conflicting pair, and every component above
    `_FULL_CHECK_MAX` (the numpy code rebuilds those unchecked), are the only ones collected.
@@ -23,9 +24,9 @@ On Spark:
 
 On the driver: the rebuilt components (`_split_conflicted`, the greedy rebuild and
 `_isolate_ambiguous`, unchanged), their nodes and accepted edges only: memory bounded by the
-conflicted components' records and links, not by the data. Also the review queue's rows (vetoed
-pairs, pairs kept apart, at most `REVIEW_NEAR_MAX` near the threshold, must-links) and the
-overrides' records.
+conflicted components' records and links, not by the data. Also the review queue's rows (every
+vetoed pair, the pairs kept apart, at most `REVIEW_NEAR_MAX` near the threshold, the must-links),
+the overrides' records, and the figures.
 
 Equal to `cluster_with_review` on the same data (tests/transforms/test_spark_clustering.py), with
 these precisions: ids are compared as text (Spark's `CAST(... AS STRING)`), a pair listed twice
@@ -89,10 +90,11 @@ def cluster_on_spark(
     columns `first_name_std`, `first_name_alias`, `last_name_std`, `dob`); `edges` holds
     `unique_id_l, unique_id_r, match_probability` and optionally `match_weight`. `db_api` is the
     job's Splink `SparkAPI` (`spark_session.spark_job(...).db_api()`): its session runs
-    everything, and intermediate tables are written as Parquet under its checkpoint folder.
-    Returns the clusters as a Spark DataFrame of `CLUSTER_COLUMNS` ordered by unique_id (read
-    from that folder: write it out before the job ends), the same metrics as
-    `cluster_with_review`, and its review frame (pandas: a bounded queue).
+    everything; Splink's tables and the clusters are written as Parquet under its checkpoint
+    folder, the steps' own tables are cached and released before returning.
+    Returns the clusters as a Spark DataFrame of `CLUSTER_COLUMNS`, one row per record in no
+    particular order (read from that folder: write it out before the job ends), the same
+    metrics as `cluster_with_review`, and its review frame (pandas: a bounded queue).
 
     Python workers (the veto's batches) import this package: on a cluster the executors need
     the project installed, and locally `PYSPARK_PYTHON` must name an interpreter that has it.
@@ -247,8 +249,14 @@ def _cluster(nodes, edges, threshold, policy, overrides, db_api, keep):
     # --- 3. connected components: Splink's Spark clustering ---------------------------------
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
+    # Only records with an accepted link take part; every other record is a cluster of its own.
+    in_play = (
+        kept_edges.select(F.col("l").alias("unique_id"))
+        .unionByName(kept_edges.select(F.col("r").alias("unique_id")))
+        .distinct()
+    )
     cc = cluster_pairwise_predictions_at_threshold(
-        ids,
+        in_play,
         kept_edges.select(
             F.col("l").alias("unique_id_l"),
             F.col("r").alias("unique_id_r"),
@@ -259,7 +267,9 @@ def _cluster(nodes, edges, threshold, policy, overrides, db_api, keep):
         # the edges are already the accepted ones (threshold, veto, must-links)
         threshold_match_probability=None,
     )
-    comp = spark.table(cc.physical_name).select("unique_id", "cluster_id")
+    comp = ids.join(
+        spark.table(cc.physical_name).select("unique_id", "cluster_id"), "unique_id", "left"
+    ).select("unique_id", F.coalesce("cluster_id", "unique_id").alias("cluster_id"))
     comp = keep(
         comp.join(comp.groupBy("cluster_id").agg(F.count(F.lit(1)).alias("size")), "cluster_id")
     )
@@ -303,7 +313,7 @@ def _cluster(nodes, edges, threshold, policy, overrides, db_api, keep):
     key = F.col("cluster_id")
     prob = F.coalesce(F.col("best"), F.lit(1.0))
     if decided is not None:
-        clusters = clusters.join(F.broadcast(decided), "unique_id", "left")
+        clusters = clusters.join(decided, "unique_id", "left")
         key = F.coalesce(F.col("sub_key"), key)
         prob = F.when(F.col("sub_key").isNotNull(), F.col("sub_p")).otherwise(prob)
     clusters = _materialise(
@@ -314,7 +324,7 @@ def _cluster(nodes, edges, threshold, policy, overrides, db_api, keep):
             "source_record_id",
             key.alias("cluster_key"),
             prob.cast("double").alias("match_probability"),
-        ).orderBy("unique_id"),
+        ),
         f"__scv_clusters_{run}",
     )
 
