@@ -281,12 +281,15 @@ def test_planted_conflicts_overrides_and_a_component_above_full_check_max(job):
 
 def test_no_edges_and_guards_off(job):
     nodes, edges = planted_graph(seed=3, families=10)
+    # no scored edge at all: one must-link is the only link
+    ids = sorted(nodes["unique_id"])
     m, collected = _assert_same_as_driver(job, nodes, edges.iloc[:0], 0.9,
-                                          guards=GuardPolicy("strict"))
+                                          guards=GuardPolicy("strict"),
+                                          overrides=_overrides(must=[(ids[0], ids[-1])]))
     assert collected == 0
-    assert m["clusters"] == m["singletons"] == len(nodes)
-    # no guards: overrides alone veto and split
-    m, _ = _assert_same_as_driver(job, nodes, edges, 0.9, guards=False,
-                                  overrides=_graph_overrides(nodes))
+    assert m["clusters"] == len(nodes) - 1 and m["edges"] == 0
+    # no guards: overrides alone veto and split; weights computed from the probabilities
+    m, _ = _assert_same_as_driver(job, nodes, edges.drop(columns="match_weight"), 0.9,
+                                  guards=False, overrides=_graph_overrides(nodes))
     assert m["vetoed_by_override"] > 0 and m["vetoed_dob"] == m["vetoed_first_name"] == 0
     assert m["split_clusters"] > 0
