@@ -34,10 +34,9 @@ from transforms.linkage.guards import GuardPolicy
 from transforms.linkage.overrides import OverrideSet
 from transforms.linkage.settings import LinkageSettings
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
-]
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:PySpark does not yet fully support pandas:FutureWarning"
+)
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +139,7 @@ def toy():
     return _nodes(persons), edges, guard_policy(model, "adaptive")
 
 
+@pytest.mark.slow
 def test_toy_company_with_overrides(job, toy):
     nodes, edges, policy = toy
     n = 120
@@ -264,6 +264,7 @@ def _graph_overrides(nodes: pd.DataFrame) -> OverrideSet:
     )
 
 
+@pytest.mark.slow
 def test_planted_conflicts_overrides_and_a_component_above_full_check_max(job):
     nodes, edges = planted_graph(seed=11, big=2100)
     unguarded = cluster_with_review(nodes, edges, 0.9, guards=False)[1]
@@ -279,6 +280,7 @@ def test_planted_conflicts_overrides_and_a_component_above_full_check_max(job):
     assert m["edges_unknown_records"] == 2
 
 
+@pytest.mark.slow
 def test_no_edges_and_guards_off(job):
     nodes, edges = planted_graph(seed=3, families=10)
     # no scored edge at all: one must-link is the only link
@@ -293,3 +295,41 @@ def test_no_edges_and_guards_off(job):
                                   guards=False, overrides=_graph_overrides(nodes))
     assert m["vetoed_by_override"] > 0 and m["vetoed_dob"] == m["vetoed_first_name"] == 0
     assert m["split_clusters"] > 0
+
+
+# --- the veto's batches, without Spark ------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", [GuardPolicy("strict"), GuardPolicy("off")])
+def test_batch_flags_equal_the_rules_over_every_record(policy):
+    """Flags decided batch by batch (each batch's records only, must-link roots absent from it
+    added) equal `_Rules.flags` over every record, as `cluster_with_review` computes them."""
+    from transforms.linkage.clustering import _Rules
+    from transforms.linkage.guards import GUARD_NODE_COLUMNS, NodeAttributes
+    from transforms.linkage.spark_clustering import _batch_flags
+
+    nodes, _ = planted_graph(seed=11)
+    nodes = nodes.sort_values("unique_id").reset_index(drop=True)
+    overrides = _graph_overrides(nodes)
+    ids = nodes["unique_id"].to_numpy(dtype=object)
+    pos = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
+    rules = _Rules(NodeAttributes(nodes) if policy.active else None, policy, pos, len(ids),
+                   overrides)
+    rng = np.random.default_rng(1)
+    left, right = rng.integers(0, len(ids), 3000), rng.integers(0, len(ids), 3000)
+    # every override pair too, both ways round
+    for a, b, _ in (*overrides.must, *overrides.cannot):
+        if a in pos and b in pos:
+            left, right = np.append(left, [pos[a], pos[b]]), np.append(right, [pos[b], pos[a]])
+    keep = left != right
+    left, right = left[keep], right[keep]
+    want = rules.flags(left, right)
+    pairs = pd.DataFrame({"l": ids[left], "r": ids[right]})
+    for side, idx in (("l", left), ("r", right)):
+        for col in GUARD_NODE_COLUMNS:
+            pairs[f"{col}_{side}"] = nodes[col].to_numpy(dtype=object)[idx]
+    got = np.concatenate(
+        [_batch_flags(pairs.iloc[i : i + 97], policy, overrides) for i in range(0, len(pairs), 97)]
+    )
+    np.testing.assert_array_equal(got, want)
+    assert want.any()
