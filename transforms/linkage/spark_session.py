@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -273,6 +274,11 @@ def _base_session(settings: LinkageSettings) -> _Base:
             _base.stop()
             _base = None
         jar = similarity_jar_location()
+        if _is_on_this_machine(settings.spark_master):
+            # Spark's Python workers (the stage's mapInPandas steps) run this interpreter, with
+            # its pandas and this project; pyspark reads PYSPARK_PYTHON only, when the context
+            # starts, and otherwise runs the first `python3` on PATH. An explicit one wins.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         existing = SparkContext._active_spark_context
         if existing is not None:
             # Started by someone else (spark-submit, a notebook): use it as it is.
