@@ -245,9 +245,7 @@ def write_published_clusters(store: Warehouse) -> Path:
     return store.staged_file(PUBLISHED_CLUSTERS_FILE)
 
 
-def link_persons(
-    cfg: Config, store: Warehouse, *, full_requested: bool, charts_dir: Path | None, log: Log
-) -> LinkFigures:
+def link_persons(cfg: Config, store: Warehouse, *, full_requested: bool, run_id: str, log: Log) -> LinkFigures:
     """Tonight's linkage, through the configured engine's linkage stage: incremental when the
     published night's state allows (`warehouse.nightly.linkage`), full otherwise. Stages the
     clusters, edges and review pairs for the xref step, tonight's scope and figures in
@@ -287,7 +285,8 @@ def link_persons(
         out=files,
         clustering=clustering,
         previous=previous,
-        charts_dir=charts_dir if previous is None else None,
+        # a full night draws Splink's charts, beside the run's report
+        charts_dir=cfg.reports_dir / "linkage" / run_id if previous is None else None,
     )
     run = stage.link(job, log)
     scope = run.scope

@@ -727,6 +727,11 @@ def write_text_atomically(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def latest_report(reports_dir: Path) -> Path:
+    """The copy of the latest run report (`latest.html`)."""
+    return reports_dir / "latest.html"
+
+
 def write_run_report(html: str, summary: dict, reports_dir: Path, run_id: str) -> Path:
     """Write `<run_id>.html`, `summary-<run_id>.json`, then `latest-summary.json` and
     `latest.html` under `reports_dir`, each replaced atomically; returns the run's HTML path."""
@@ -739,7 +744,7 @@ def write_run_report(html: str, summary: dict, reports_dir: Path, run_id: str) -
     write_text_atomically(page, html)
     write_text_atomically(reports_dir / f"summary-{run_id}.json", text)
     write_text_atomically(reports_dir / "latest-summary.json", text)
-    write_text_atomically(reports_dir / "latest.html", html)
+    write_text_atomically(latest_report(reports_dir), html)
     return page
 
 

@@ -593,6 +593,11 @@ class Warehouse:
                 return False
         return True
 
+    @property
+    def exports_manifest(self) -> Path:
+        """The exports' manifest (as-of date, run id, rows and schema per table)."""
+        return self.exports / "manifest.json"
+
     def open_published(self, config: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         """A read-only connection to the published warehouse (with DuckDB's connect-time
         `config`); the caller closes it."""

@@ -96,7 +96,7 @@ def build_identity_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
                 cfg,
                 warehouse.store,
                 full_requested=context.run.tags.get(FULL_TAG) == "true",
-                charts_dir=cfg.reports_dir / "linkage" / night(context).run_id,
+                run_id=night(context).run_id,
                 log=context.log,
             )
         return dg.MaterializeResult(

@@ -1,9 +1,6 @@
 """Write-audit-publish: audit the staged night, publish it atomically, export Parquet for BI."""
 
 
-import json
-from pathlib import Path
-
 import dagster as dg
 
 from dagster_project import constants as C
@@ -12,12 +9,11 @@ from dagster_project.file_server import night_pages, page_link, page_url, pages_
 from dagster_project.metadata import readable
 from dagster_project.resources import WarehouseResource
 from sources.config import Config
-from warehouse.audit import audit_staged_warehouse
-from warehouse.exports import ExportError
-from warehouse.nightly import state_of
+from warehouse.publish import PublishRefused, check_exports, publish_night
 from warehouse.report import (
     build_run_report,
     load_previous_summary,
+    latest_report,
     relative_pages,
     write_run_report,
 )
@@ -57,22 +53,12 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         failed audit or an export that cannot be written publishes nothing and leaves
         yesterday's warehouse and exports in place."""
         n = night(context)
-        with warehouse.store.stage() as con:
-            failures, figures = audit_staged_warehouse(con)
-        if failures:
-            raise dg.Failure(
-                description="audit failed, nothing published: " + "; ".join(failures),
-                metadata={"failures": failures},
-                allow_retries=False,
-            )
-        # Tonight's nightly state (linkage, golden records) moves with the warehouse.
-        state = state_of(cfg)
-        manifest = state.prepare_commit(n.run_id, n.as_of.isoformat())
         try:
-            counts = warehouse.store.publish(n.run_id, n.as_of.isoformat(), also_move=manifest)
-        except ExportError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
-        state.sweep()
+            done = publish_night(cfg, warehouse.store, n.run_id, n.as_of.isoformat())
+        except PublishRefused as exc:
+            metadata = {"failures": exc.failures} if exc.failures else None
+            raise dg.Failure(description=str(exc), metadata=metadata, allow_retries=False) from None
+        counts, figures = done.counts, done.audits
         context.log.info(f"published {sum(counts.values()):,} rows in {len(counts)} tables")
         return dg.MaterializeResult(
             metadata=readable({
@@ -96,19 +82,17 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         (as-of date, run id, row counts, schema), written and put in place with the warehouse by
         `published_warehouse`; checked here to hold tonight's night, table by table."""
         n = night(context)
-        manifest = json.loads((warehouse.store.exports / "manifest.json").read_text(encoding="utf-8"))
-        with warehouse.store.read_published() as con:
-            stale = exports_behind(manifest, con, warehouse.store.exports, n.run_id)
-        if stale:
+        exports = check_exports(warehouse.store, n.run_id)
+        if exports.problems:
             raise dg.Failure(
-                description=f"exports not at tonight's night ({n.run_id}): " + "; ".join(stale),
+                description=f"exports not at tonight's night ({n.run_id}): " + "; ".join(exports.problems),
                 allow_retries=False,
             )
         return dg.MaterializeResult(
             metadata=readable({
                 "folder": file_link(warehouse.store.exports),
-                "manifest": file_link(warehouse.store.exports / "manifest.json"),
-                "rows_by_table": {k: v["rows"] for k, v in manifest["tables"].items()},
+                "manifest": file_link(warehouse.store.exports_manifest),
+                "rows_by_table": exports.rows_by_table,
             })
         )
 
@@ -138,34 +122,13 @@ def build_publish_assets(cfg: Config, partitions) -> list[dg.AssetsDefinition]:
         return dg.MaterializeResult(
             metadata=readable({
                 "report": page_link(cfg, path),
-                "latest": page_link(cfg, cfg.reports_dir / "latest.html"),
+                "latest": page_link(cfg, latest_report(cfg.reports_dir)),
                 "pages": pages_markdown(cfg, [("Run report", path), *pages]),
                 **{k: v for k, v in summary.items() if isinstance(v, (int, float))},
             })
         )
 
     return [published_warehouse, bi_exports, run_report]
-
-
-def exports_behind(manifest: dict, con, exports: Path, run_id: str) -> list[str]:
-    """One line per export that does not hold the published night: the manifest names another
-    run, or a table's export file holds another number of rows than the published table."""
-    from warehouse.schema import SCHEMA, TABLES
-
-    problems = []
-    if manifest.get("run_id") != run_id:
-        problems.append(f"{exports / 'manifest.json'} is of run {manifest.get('run_id')}")
-    for name in TABLES:
-        path = exports / name / "data.parquet"
-        published = con.execute(f"SELECT count(*) FROM {SCHEMA}.{name}").fetchall()[0][0]
-        exported = (
-            con.execute("SELECT count(*) FROM read_parquet(?)", [str(path)]).fetchall()[0][0]
-            if path.exists()
-            else None
-        )
-        if exported != published:
-            problems.append(f"{path} holds {exported} rows, scv.{name} {published}")
-    return problems
 
 
 def _linkage_figures(context: dg.AssetExecutionContext) -> dict:
