@@ -216,7 +216,6 @@ def _decide_scope(
     """(mode, customers to decide tonight; None: every customer). Stages tonight's record
     fingerprints and config hash for the publish step to commit."""
     config_hash = golden_config_hash(cfg)
-    drop_relation(con, "stage", "golden_records")  # a table in staging files of earlier versions
     con.execute(golden_records_sql())
     store.write_staged(con, GOLDEN_RECORDS_FILE, "SELECT * FROM _golden_records")
     previous = load_golden_state(cfg)

@@ -530,22 +530,11 @@ class Warehouse:
         os.replace(tmp, dest)
 
     def _open_build(self) -> duckdb.DuckDBPyConnection:
-        """The build file, with the staging file attached as catalog `stage`. A staging file of
-        the older one-file layout (schemas `stage` and `scv` in it) is dropped first: the night
-        then validates and standardises every row again, once."""
+        """The build file, with the staging file attached as catalog `stage`."""
         con = _connect(self.build)
         try:
             self.staging.parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"ATTACH '{_sql_path(self.staging)}' AS {STAGE}")
-            old = con.execute(
-                "SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name IN (?, ?)",
-                [STAGE, STAGE, SCHEMA],
-            ).fetchall()[0][0]
-            if old:
-                con.execute(f"DETACH {STAGE}")
-                for p in (self.staging, Path(str(self.staging) + ".wal")):
-                    p.unlink(missing_ok=True)
-                con.execute(f"ATTACH '{_sql_path(self.staging)}' AS {STAGE}")
             ensure_schema(con)
         except BaseException:
             con.close()

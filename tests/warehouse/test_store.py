@@ -139,20 +139,6 @@ def test_publish_leaves_out_prev_and_strays_and_refuses_drifted_columns(tmp_path
     assert wh.published.read_bytes() == before
 
 
-def test_staging_of_the_one_file_layout_is_dropped_not_misread(tmp_path):
-    wh = make(tmp_path)
-    wh.staging.parent.mkdir(parents=True)
-    with duckdb.connect(str(wh.staging)) as old:
-        old.execute("CREATE SCHEMA stage")
-        old.execute("CREATE TABLE stage.accepted_crm AS SELECT 1 AS a")
-    with wh.stage() as con:
-        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'stage'").fetchall()[0][0] == 0
-        write_frame(con, "accepted_crm", pd.DataFrame({"a": [1, 2]}))
-        assert con.execute("SELECT count(*) FROM stage.accepted_crm").fetchall()[0][0] == 2
-    wh.reset_staging()
-    assert not wh.staging.exists() and not wh.build.exists()
-
-
 def test_a_table_is_as_published_until_written_or_the_published_file_changes(tmp_path):
     from warehouse.store import change_in_place
 
