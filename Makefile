@@ -69,4 +69,4 @@ demo: $(STAMP)
 	$(BIN)/scv demo --out data/sources
 
 clean:
-	rm -rf data/warehouse data/staging data/landing data/exports data/reports data/models data/quality
+	rm -rf data/warehouse data/staging data/landing data/exports data/reports data/models data/quality data/state data/tmp

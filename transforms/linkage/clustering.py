@@ -58,6 +58,22 @@ _FULL_CHECK_MAX = 2000
 AMBIGUITY_MARGIN = 4.0
 
 
+def check_columns(node_columns: list[str], edge_columns: list[str], guards_active: bool) -> None:
+    """Refuse nodes and edges without the columns clustering reads (the same refusals on every
+    engine)."""
+    if "unique_id" not in node_columns:
+        raise ValueError("nodes: column 'unique_id' is missing")
+    for col in ("unique_id_l", "unique_id_r", "match_probability"):
+        if col not in edge_columns:
+            raise ValueError(f"edges: column {col!r} is missing")
+    missing = [c for c in ("first_name_std", "dob") if c not in node_columns]
+    if guards_active and missing:
+        raise ValueError(
+            f"nodes: guard column(s) {missing} missing; pass the standardised persons frame "
+            "(the guards read first names and birth dates) or guards=False"
+        )
+
+
 def _policy(guards: bool | GuardPolicy) -> GuardPolicy:
     if isinstance(guards, GuardPolicy):
         return guards
@@ -129,17 +145,7 @@ def cluster_with_review(
     vetoed, kept apart when a cluster was split, or joined by a must-link."""
     policy = _policy(guards)
     guards = policy.active
-    if "unique_id" not in nodes.columns:
-        raise ValueError("nodes: column 'unique_id' is missing")
-    for col in ("unique_id_l", "unique_id_r", "match_probability"):
-        if col not in edges.columns:
-            raise ValueError(f"edges: column {col!r} is missing")
-    missing = [c for c in ("first_name_std", "dob") if c not in nodes.columns]
-    if guards and missing:
-        raise ValueError(
-            f"nodes: guard column(s) {missing} missing; pass the standardised persons frame "
-            "(the guards read first names and birth dates) or guards=False"
-        )
+    check_columns(list(nodes.columns), list(edges.columns), guards)
     nodes = nodes.sort_values("unique_id", kind="stable").reset_index(drop=True)
     ids = nodes["unique_id"].astype("string").to_numpy(dtype=object)
     if pd.Series(ids).duplicated().any():

@@ -52,6 +52,7 @@ from .clustering import (
     REVIEW_NEAR_MAX,
     _components,
     _policy,
+    check_columns,
     _review_frame,
     _Rules,
     _split_conflicted,
@@ -102,7 +103,7 @@ def cluster_on_spark(
     from pyspark import StorageLevel
 
     policy = _policy(guards)
-    _check_columns(nodes, edges, policy.active)
+    check_columns(list(nodes.columns), list(edges.columns), policy.active)
     held: list[SparkDataFrame] = []
 
     def keep(df: SparkDataFrame) -> SparkDataFrame:
@@ -356,21 +357,6 @@ def _cluster(nodes, edges, threshold, policy, overrides, db_api, keep):
     metrics["largest_cluster"] = int(stats["largest"] or 0)
     metrics["review_pairs"] = len(review_frame)
     return clusters.select(*CLUSTER_COLUMNS), metrics, review_frame
-
-
-def _check_columns(nodes: SparkDataFrame, edges: SparkDataFrame, active: bool) -> None:
-    """The same refusals as `cluster_with_review`."""
-    if "unique_id" not in nodes.columns:
-        raise ValueError("nodes: column 'unique_id' is missing")
-    for col in ("unique_id_l", "unique_id_r", "match_probability"):
-        if col not in edges.columns:
-            raise ValueError(f"edges: column {col!r} is missing")
-    missing = [c for c in ("first_name_std", "dob") if c not in nodes.columns]
-    if active and missing:
-        raise ValueError(
-            f"nodes: guard column(s) {missing} missing; pass the standardised persons frame "
-            "(the guards read first names and birth dates) or guards=False"
-        )
 
 
 def _materialise(db_api: Any, df: SparkDataFrame, name: str) -> SparkDataFrame:
