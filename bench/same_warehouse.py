@@ -30,7 +30,7 @@ import duckdb
 
 HERE = Path(__file__).resolve().parent
 #: One work folder for every build, so paths recorded in the warehouse are the same.
-WORK = Path(os.environ.get("SCV_EQUALITY_WORK", "/tmp/scv_equality_work"))
+WORK = Path(os.environ.get("SCV_EQUALITY_WORK", HERE.parent / "data" / "bench" / "equality"))
 AS_OF = "2026-11-20"
 
 #: Columns that record when the build ran (not what it decided). Any two builds differ here.
