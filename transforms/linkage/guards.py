@@ -35,7 +35,7 @@ other links is split (see `clustering`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -46,6 +46,7 @@ import pandas as pd
 __all__ = [
     "CONFLICT_DOB",
     "CONFLICT_FIRST_NAME",
+    "GUARD_EVIDENCE_COLUMNS",
     "GUARD_MODES",
     "IMPLAUSIBLE_SHARE",
     "MIN_EVIDENCE_PAIRS",
@@ -53,7 +54,11 @@ __all__ = [
     "STRICT",
     "GuardPolicy",
     "NodeAttributes",
+    "evidence_from_counts",
+    "guard_anchors",
     "guard_evidence",
+    "guard_group_keys",
+    "guard_pair_counts",
     "pair_conflicts",
     "shows_unreliable",
 ]
@@ -247,55 +252,135 @@ def guard_evidence(persons: pd.DataFrame) -> dict[str, dict[str, Any]]:
     email addresses (other evidence of two people: twins with their own mailboxes). Returns
     per field `pairs`, `disagree`, `share`
     and `anchors` (empty when no anchors are available).
+
+    In parts, for an engine that holds the records elsewhere (Spark): `guard_anchors` from
+    which anchor columns hold any value, `guard_pair_counts` over records grouped so that each
+    anchor group is whole in one part (counts add up over parts), `evidence_from_counts`.
     """
-    out: dict[str, dict[str, Any]] = {}
-    for fld, anchors in _ANCHORS.items():
-        guard_col = "first_name_std" if fld == "first_name" else "dob"
-        present = [
-            c for c in anchors if c in persons.columns and _filled(persons[c]).notna().any()
+    filled = {
+        c: bool(_filled(persons[c]).notna().any())
+        for c in GUARD_ANCHOR_COLUMNS
+        if c in persons.columns
+    }
+    anchors = guard_anchors(filled, persons.columns)
+    counts = {
+        fld: guard_pair_counts(persons, fld, present)
+        for fld, present in anchors.items()
+        if present is not None
+    }
+    return evidence_from_counts(filled, anchors, counts)
+
+
+#: Every column an anchor of `guard_evidence` can be.
+GUARD_ANCHOR_COLUMNS = tuple(dict.fromkeys(c for a in _ANCHORS.values() for c in a))
+
+#: The columns `guard_pair_counts` reads (those of them the records have).
+GUARD_EVIDENCE_COLUMNS = tuple(
+    dict.fromkeys(
+        [
+            *GUARD_ANCHOR_COLUMNS,
+            "first_name_std",
+            "first_name_alias",
+            "last_name_std",
+            "dob",
+            *_PERSONAL_IDENTIFIERS,
         ]
-        if len(present) < 2 or guard_col not in persons.columns:
-            out[fld] = {"pairs": 0, "disagree": 0, "share": None, "anchors": present}
+    )
+)
+
+
+def guard_anchors(
+    filled: Mapping[str, bool], columns: Sequence[str]
+) -> dict[str, list[str] | None]:
+    """Per guard field, the anchor columns its evidence groups on (those among `filled`, the
+    columns holding at least one value, in `_ANCHORS` order), or None when the field cannot
+    be measured (fewer than two anchors, or the guard column missing from `columns`)."""
+    out: dict[str, list[str] | None] = {}
+    for fld, anchors in _ANCHORS.items():
+        present = [c for c in anchors if filled.get(c)]
+        usable = len(present) >= 2 and _GUARD_COLUMN[fld] in columns
+        out[fld] = present if usable else None
+    return out
+
+
+def guard_pair_counts(records: pd.DataFrame, fld: str, present: Sequence[str]) -> tuple[int, int]:
+    """(look-alike pairs, pairs whose `fld` disagrees) among `records` grouped by exact
+    agreement on the anchor columns `present` (`guard_evidence`). Every anchor group must be
+    whole in `records`: counts of parts that split no group add up to the whole's."""
+    present = list(present)
+    guard_col = _GUARD_COLUMN[fld]
+    cols = list(dict.fromkeys([*present, *GUARD_NODE_COLUMNS]))
+    cols += [c for c in _PERSONAL_IDENTIFIERS if c in records.columns]
+    frame = pd.DataFrame(
+        {c: _filled(records[c]) if c in records.columns else pd.NA for c in cols},
+        index=records.index,
+    )
+    frame = frame[frame[present].notna().all(axis=1) & frame[guard_col].notna()]
+    frame = frame.reset_index(drop=True)
+    if len(frame) < 2:
+        return 0, 0
+    group = frame.groupby(present, sort=False, dropna=True).ngroup().to_numpy()
+    sizes = np.bincount(group)
+    keep = (sizes[group] >= 2) & (sizes[group] <= _MAX_ANCHOR_GROUP)
+    idx = pd.DataFrame({"g": group[keep], "i": np.flatnonzero(keep)})
+    pairs = idx.merge(idx, on="g")
+    pairs = pairs[pairs["i_x"] < pairs["i_y"]]
+    left, right = pairs["i_x"].to_numpy(), pairs["i_y"].to_numpy()
+    # A pair whose records hold two different personal identifiers (twins with their own
+    # email addresses) is two people by other evidence: not a look-alike pair.
+    keep_pair = np.ones(len(left), dtype=bool)
+    for col in _PERSONAL_IDENTIFIERS:
+        if col in frame.columns:
+            codes = pd.factorize(frame[col], use_na_sentinel=True)[0]
+            a, b = codes[left], codes[right]
+            keep_pair &= ~((a >= 0) & (b >= 0) & (a != b))
+    left, right = left[keep_pair], right[keep_pair]
+    attrs = NodeAttributes(frame)
+    if fld == "first_name":
+        hit = _first_name_conflict(attrs, left, right)
+    else:
+        hit = _dob_conflict(attrs, left, right)
+    return len(left), int(hit.sum())
+
+
+def guard_group_keys(records: pd.DataFrame, fld: str, present: Sequence[str]) -> pd.Series:
+    """A 64-bit key of each record's anchor group for `guard_pair_counts(records, fld,
+    present)`, NULL for a record that is in no group (an anchor or the guard field blank).
+    Records of one group get one key, so records split by key keep every group whole."""
+    keys = pd.DataFrame({c: _filled(records[c]) for c in present}, index=records.index)
+    ok = keys.notna().all(axis=1) & _filled(records[_GUARD_COLUMN[fld]]).notna()
+    out = pd.Series(pd.NA, index=records.index, dtype="Int64")
+    if ok.any():
+        hashed = pd.util.hash_pandas_object(keys[ok], index=False).to_numpy()
+        out[ok] = hashed.view(np.int64)
+    return out
+
+
+def evidence_from_counts(
+    filled: Mapping[str, bool],
+    anchors: Mapping[str, list[str] | None],
+    counts: Mapping[str, tuple[int, int]],
+) -> dict[str, dict[str, Any]]:
+    """`guard_evidence`'s result from its parts (see there)."""
+    out: dict[str, dict[str, Any]] = {}
+    for fld, candidates in _ANCHORS.items():
+        present = anchors.get(fld)
+        if present is None:
+            shown = [c for c in candidates if filled.get(c)]
+            out[fld] = {"pairs": 0, "disagree": 0, "share": None, "anchors": shown}
             continue
-        cols = list(dict.fromkeys([*present, *GUARD_NODE_COLUMNS]))
-        cols += [c for c in _PERSONAL_IDENTIFIERS if c in persons.columns]
-        frame = pd.DataFrame(
-            {c: _filled(persons[c]) if c in persons.columns else pd.NA for c in cols}
-        )
-        frame = frame[frame[present].notna().all(axis=1) & frame[guard_col].notna()]
-        frame = frame.reset_index(drop=True)
-        if len(frame) < 2:
-            out[fld] = {"pairs": 0, "disagree": 0, "share": None, "anchors": present}
-            continue
-        group = frame.groupby(present, sort=False, dropna=True).ngroup().to_numpy()
-        sizes = np.bincount(group)
-        keep = (sizes[group] >= 2) & (sizes[group] <= _MAX_ANCHOR_GROUP)
-        idx = pd.DataFrame({"g": group[keep], "i": np.flatnonzero(keep)})
-        pairs = idx.merge(idx, on="g")
-        pairs = pairs[pairs["i_x"] < pairs["i_y"]]
-        left, right = pairs["i_x"].to_numpy(), pairs["i_y"].to_numpy()
-        # A pair whose records hold two different personal identifiers (twins with their own
-        # email addresses) is two people by other evidence: not a look-alike pair.
-        keep_pair = np.ones(len(left), dtype=bool)
-        for col in _PERSONAL_IDENTIFIERS:
-            if col in frame.columns:
-                codes = pd.factorize(frame[col], use_na_sentinel=True)[0]
-                a, b = codes[left], codes[right]
-                keep_pair &= ~((a >= 0) & (b >= 0) & (a != b))
-        left, right = left[keep_pair], right[keep_pair]
-        attrs = NodeAttributes(frame)
-        if fld == "first_name":
-            hit = _first_name_conflict(attrs, left, right)
-        else:
-            hit = _dob_conflict(attrs, left, right)
-        n, k = len(left), int(hit.sum())
+        n, k = counts.get(fld, (0, 0))
         out[fld] = {
             "pairs": n,
             "disagree": k,
             "share": (k / n) if n else None,
-            "anchors": present,
+            "anchors": list(present),
         }
     return out
+
+
+#: The column each guard field's evidence compares.
+_GUARD_COLUMN = {"first_name": "first_name_std", "dob": "dob"}
 
 
 #: The columns `NodeAttributes` reads.

@@ -30,10 +30,10 @@ from .comparisons import (
     deterministic_rules_for,
     em_rules_for,
 )
-from .engine import make_db_api
-from .fields import MATCH_FIELDS, available_fields, blocking_keys_for, prepare_frame
-from .guards import MIN_EVIDENCE_PAIRS, GuardPolicy, guard_evidence
+from .fields import MATCH_FIELDS, blocking_keys_for
+from .guards import MIN_EVIDENCE_PAIRS, GuardPolicy
 from .settings import LinkageSettings
+from .training_frame import PandasTrainingFrame, PreparedFrame, TrainingFrame
 from .u_estimation import _non_null_levels, estimate_u_from_non_matches
 
 __all__ = [
@@ -184,15 +184,17 @@ def _cols(fields: Sequence[str]) -> list[str]:
 
 
 def train_model(
-    persons: pd.DataFrame,
+    persons: pd.DataFrame | TrainingFrame,
     settings: LinkageSettings,
     *,
     created_at: datetime | str | None = None,
     labels: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Train a Splink model on the standardised persons frame; return it as a JSON-able dict.
+    """Train a Splink model on the standardised persons; return it as a JSON-able dict.
 
-    Comparisons and blocking rules come from the fields the frame really has
+    `persons` is a pandas frame, or a `TrainingFrame` that holds the records in an engine
+    (`spark_training.SparkTrainingFrame`): training reads the records only through it.
+    Comparisons and blocking rules come from the fields the records really have
     (`available_fields`). u is estimated by deterministic random sampling of
     `settings.u_max_pairs` pairs; m by EM over one or two blocks (each capped at
     `settings.em_max_pairs` pairs), or from clerical labels when given (`labels`, or the CSV at
@@ -200,13 +202,17 @@ def train_model(
     from near-certain rules. `created_at` is stamped into the document as given (this
     function reads no clock for it).
     """
-    fields = available_fields(persons)
+    source: TrainingFrame = (
+        PandasTrainingFrame(persons) if isinstance(persons, pd.DataFrame) else persons
+    )
+    records = source.records()
+    fields = source.fields()
     keys = blocking_keys_for(fields)
     spec = build_settings(fields, keys)
     dialect = "spark" if settings.engine == "spark" else "duckdb"
     spec_dict = spec.create_settings_dict(dialect)
     # Counted before anything else: the guards and the birth-date disagreement's m read it.
-    evidence = guard_evidence(persons)
+    evidence = source.guard_evidence()
     meta: dict[str, Any] = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
@@ -215,11 +221,11 @@ def train_model(
         "blocking_keys": {k: list(v) for k, v in keys.items()},
         "created_at": created_at.isoformat() if isinstance(created_at, datetime) else created_at,
         "settings": settings.training_key(),
-        "training": {"records": len(persons)},
+        "training": {"records": records},
         "guards": evidence,
     }
     _set_dob_disagreement_m(spec_dict, evidence.get("dob"))
-    if not comparison_plan(fields) or len(persons) < 2:
+    if not comparison_plan(fields) or records < 2:
         # Nothing to compare on: every record will be its own customer.
         return {"scv": meta}
 
@@ -228,9 +234,9 @@ def train_model(
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    frame = prepare_frame(persons, fields, keys)
-    db_api = make_db_api(settings)
-    sdf = db_api.register(frame, dataset_display_name="persons")
+    frame = source.prepare(fields, keys)
+    db_api = source.db_api(settings)
+    sdf = frame.register(db_api, "persons")
     timings["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -262,7 +268,7 @@ def train_model(
     _round_parameters(splink_model)
     capped = _sanitise_weights(splink_model, spec_dict, u_info["unseen"])
     meta["training"] = {
-        "records": len(persons),
+        "records": records,
         "u_pairs": u_info["pairs"],
         "u_method": u_info["method"],
         "prior": prior,
@@ -397,11 +403,9 @@ def _em(linker: Linker, rule: tuple[str, ...], settings: LinkageSettings) -> dic
 
 
 def _m_from_labels(
-    linker: Linker, db_api: Any, labels: pd.DataFrame, frame: pd.DataFrame
+    linker: Linker, db_api: Any, labels: pd.DataFrame, frame: PreparedFrame
 ) -> dict[str, Any]:
-    known = set(frame["unique_id"])
-    pos = labels[labels["is_match"].astype(bool)]
-    pos = pos[pos["unique_id_l"].isin(known) & pos["unique_id_r"].isin(known)]
+    pos = frame.known_pairs(labels[labels["is_match"].astype(bool)])
     if pos.empty:
         raise LabelsError(
             "labels: no positive label (is_match true) refers to two records of this data set"

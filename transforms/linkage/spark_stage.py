@@ -1,7 +1,8 @@
 """The linkage stage with Splink's Spark backend (`linkage.engine: spark`).
 
-Data moves as Parquet: the person records are read with `spark.read.parquet`, every result is
-written by Spark (`_write_parquet`: one file per result, as the rest of the night expects).
+Data moves as Parquet: the person records are read with `spark.read.parquet`
+(`spark_frames.read_persons`), every result is written by Spark (`_write_parquet`: one file
+per result, as the rest of the night expects).
 
 What runs where:
 - **On Spark** (`spark_session`: the configured master, Splink's UDF jar, one clean session per
@@ -14,17 +15,21 @@ What runs where:
   incremental plan, the carried edges, the relink scope (Splink's Spark connected components),
   clustering with the guards and a steward's overrides (`spark_clustering.cluster_on_spark`,
   `cluster_with_review`'s rule), and joining the re-clustered part with the published clusters.
+- **Training** (`train`) on Spark as well: `spark_training.SparkTrainingFrame` answers every
+  question `model.train_model` asks of the records (how many, which fields are filled enough,
+  the guards' look-alike pair counts, u estimation's seeded sample, which labelled pairs exist)
+  with Spark jobs that apply the pandas rule per Arrow batch, so the model equals one trained
+  from a pandas frame of the same records; Splink's training queries (prior, u, EM) run on
+  Spark.
 - **On the driver:** what `cluster_on_spark` rebuilds there (the components the chaining guard
   splits), the relink scope as a set of ids (`LinkageRun.scope` is one: the records connected
   to a touched one), the review pairs (bounded by `clustering.REVIEW_NEAR_MAX` plus the vetoed
   and split pairs), the charts (a sample of 20 merges, and the size distribution as one integer
-  per record) and **training** (`train`), which reads every record into one pandas frame:
-  `model.train_model` needs pandas for `available_fields`, `guard_evidence` and u estimation's
-  sample; its Splink queries (prior, u, EM) run on Spark. Training runs on the first night and on
-  `--retrain` only, so a Spark night's driver holds every record only then.
+  per record) and training's counts. No step gathers every record into one pandas frame.
 
-Python workers run `prepare_frame` and the guards' veto: they import this package, so on a
-cluster the executors need the project installed (locally: `_python_for_workers`).
+Python workers run `prepare_frame`, training's per-batch counts and the guards' veto: they
+import this package, so on a cluster the executors need the project installed (locally:
+`_python_for_workers`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -48,20 +53,20 @@ from transforms.incremental import MATCH_COLUMNS
 
 from .charts import cluster_size_html, score_record_pairs
 from .clustering import CLUSTER_COLUMNS, REVIEW_COLUMNS
-from .comparisons import COUNT_SUFFIX, COUNTED_COLUMNS
-from .fields import BLOCK_KEY_MAX_RECORDS, GUARD_COLUMNS, MATCH_FIELDS, prepare_frame
+from .fields import GUARD_COLUMNS
 from .model import guard_policy, model_meta, splink_settings, train_model
 from .predict import EDGE_COLUMNS, _linker_over, _tf_columns
 from .settings import LinkageSettings
 from .spark_clustering import cluster_on_spark
+from .spark_frames import prepare_on_spark, prepared_schema, read_persons
 from .spark_session import SparkJob, spark_job, stop_spark
+from .spark_training import SparkTrainingFrame
 from .stage import (
     LinkageJob,
     LinkageRun,
     Log,
     must_links,
     override_metrics,
-    release_memory,
 )
 
 if TYPE_CHECKING:
@@ -97,91 +102,6 @@ def fingerprints_sql(table: str) -> str:
         f"{_q(c)} IS NULL, coalesce(CAST({_q(c)} AS STRING), '')" for c in MATCH_COLUMNS
     )
     return f"SELECT CAST(unique_id AS STRING) AS unique_id, xxhash64({parts}) AS fingerprint FROM {table}"
-
-
-# ----------------------------------------------------------------------------- preparation
-def _prepared_columns(
-    fields: Sequence[str], blocking_keys: dict[str, Sequence[str]]
-) -> tuple[list[str], list[str], list[str]]:
-    """(text columns, blocking key columns, counted columns) of `prepare_frame`'s output, in
-    its order."""
-    wanted = {c for f in fields for c in MATCH_FIELDS[f]} | set(GUARD_COLUMNS)
-    wanted |= {
-        c for parts in blocking_keys.values() for c in parts if not c.startswith("_")
-    }
-    text = ["unique_id", *sorted(wanted)]
-    counted = [c for c in COUNTED_COLUMNS if c in wanted]
-    return text, list(blocking_keys), counted
-
-
-def prepared_schema(
-    fields: Sequence[str], blocking_keys: dict[str, Sequence[str]]
-) -> StructType:
-    """The Spark schema of `prepare_frame(persons, fields, blocking_keys)`."""
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
-
-    text, keys, counted = _prepared_columns(fields, blocking_keys)
-    return StructType(
-        [StructField(c, StringType()) for c in (*text, *keys)]
-        + [StructField(c + COUNT_SUFFIX, LongType()) for c in counted]
-    )
-
-
-def prepare_on_spark(
-    persons: DataFrame,
-    fields: Sequence[str],
-    blocking_keys: dict[str, Sequence[str]],
-    *,
-    max_key_records: int = BLOCK_KEY_MAX_RECORDS,
-) -> DataFrame:
-    """`prepare_frame` on Spark: the same columns and values.
-
-    `prepare_frame` is row-local except for three things computed over the whole frame, done
-    here in Spark instead: a blocking key value held by more than `max_key_records` records is
-    set to NULL (a window count per key), each counted column's `_count` is the number of
-    records holding the same value (a window count, exact where pandas groups 64-bit hashes),
-    and a repeated unique_id is an error (a group count). The rest (trimming, empty to NULL,
-    derived key parts, joined keys) runs per Arrow batch through `mapInPandas`, with the cap
-    off and the per-batch counts replaced."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    keys = {k: tuple(v) for k, v in blocking_keys.items()}
-    schema = prepared_schema(fields, keys)
-    names = schema.names
-    _, key_cols, counted = _prepared_columns(fields, keys)
-
-    def per_batch(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            if len(batch):
-                yield prepare_frame(batch, fields, keys, max_key_records=sys.maxsize)[
-                    names
-                ]
-
-    empty_ids = persons.filter(F.col("unique_id").isNull()).limit(1).count()
-    if empty_ids:
-        raise ValueError("persons: field 'unique_id' is empty in some record")
-    repeated = (
-        persons.groupBy("unique_id").count().filter("count > 1").limit(1).collect()
-    )
-    if repeated:
-        raise ValueError(
-            f"persons: field 'unique_id' repeats: {repeated[0]['unique_id']!r}"
-        )
-
-    out = persons.mapInPandas(per_batch, schema)
-    for key in key_cols:
-        crowded = F.count(F.lit(1)).over(Window.partitionBy(key)) > max_key_records
-        out = out.withColumn(
-            key, F.when(crowded, F.lit(None).cast("string")).otherwise(F.col(key))
-        )
-    for col in counted:
-        holders = F.count(F.col(col)).over(Window.partitionBy(col))
-        out = out.withColumn(
-            col + COUNT_SUFFIX,
-            F.when(F.col(col).isNull(), F.lit(0)).otherwise(holders).cast("long"),
-        )
-    return out.select(*names)
 
 
 # ----------------------------------------------------------------------------- files
@@ -297,17 +217,20 @@ class SparkLinkageStage:
     def train(
         self, persons: Path, *, created_at: datetime, labels: pd.DataFrame | None = None
     ) -> dict[str, Any]:
-        """Trained on one pandas frame of every record (module docstring: `train_model` needs
-        pandas); Splink's training queries run on Spark."""
+        """Trained on Spark (`spark_training.SparkTrainingFrame`): the records are read by
+        Spark and never gathered on the driver."""
+        from . import LINKAGE_COLUMNS
+
         _python_for_workers(self.settings)
         try:
-            frame = pq.read_table(persons).to_pandas()
-            model = train_model(
-                frame, self.settings, created_at=created_at, labels=labels
-            )
-            del frame
-            release_memory()
-            return model
+            with spark_job(self.settings, "train") as job, job.phase("train"):
+                records = read_persons(job.session, persons, LINKAGE_COLUMNS)
+                return train_model(
+                    SparkTrainingFrame(job, records),
+                    self.settings,
+                    created_at=created_at,
+                    labels=labels,
+                )
         finally:
             if self.stop_after:
                 stop_spark()
@@ -361,20 +284,14 @@ class _Night:
     def _persons(self) -> DataFrame:
         """The person records: the columns linkage reads, every match column (NULL when the
         file lacks it), unique_id as text."""
-        from pyspark.sql import functions as F
-
         from . import LINKAGE_COLUMNS
 
-        raw = self._read(self.job.persons)
-        have = set(raw.columns)
-        cols = [
-            (
-                F.col(c).cast("string") if c in have else F.lit(None).cast("string")
-            ).alias(c)
-            for c in LINKAGE_COLUMNS
-            if c in have or c in MATCH_COLUMNS or c in _NODE_COLUMNS
-        ]
-        return raw.select(*cols)
+        return read_persons(
+            self.session,
+            self.job.persons,
+            LINKAGE_COLUMNS,
+            fill=[*MATCH_COLUMNS, *_NODE_COLUMNS],
+        )
 
     def _nodes(self, persons: DataFrame) -> DataFrame:
         return persons.select(*_NODE_COLUMNS)

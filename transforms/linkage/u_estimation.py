@@ -17,7 +17,6 @@ share of matches (`prior * m`) is subtracted instead.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from splink import Linker
 
 from .comparisons import COUNT_SUFFIX, SHARED_VALUE_RECORDS
 from .settings import LinkageSettings
+from .training_frame import PreparedFrame
 
 __all__ = ["NON_MATCH_PROXIES", "estimate_u_from_non_matches"]
 
@@ -37,17 +37,6 @@ IDENTIFIER_COLUMNS = {"email": "email_key", "phone": "phone_e164", "address": "a
 
 #: A level never seen among n non-matching pairs gets u = this / n.
 _UNSEEN = 0.5
-
-
-def _sample(frame: pd.DataFrame, pairs: float, seed: int) -> pd.DataFrame:
-    """The first s records in a seeded hash order, s(s-1)/2 ~ pairs: reproducible, and the
-    same record stays in the sample when others are added."""
-    n = len(frame)
-    s = min(n, int((1 + math.sqrt(1 + 8 * float(pairs))) / 2))
-    key = f"{seed:016d}"[-16:]
-    h = pd.util.hash_pandas_object(frame["unique_id"], index=False, hash_key=key).to_numpy()
-    order = np.argsort(h, kind="stable")[:s]
-    return frame.iloc[np.sort(order)].reset_index(drop=True)
 
 
 def _without_tf(spec: dict[str, Any]) -> dict[str, Any]:
@@ -62,9 +51,8 @@ def _without_tf(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _u_linker(db_api: Any, frame: pd.DataFrame, spec: dict[str, Any]) -> Linker:
-    sdf = db_api.register(frame, dataset_display_name="u_frame")
-    return Linker(sdf, _without_tf(spec), log_level=None)
+def _u_linker(db_api: Any, frame: PreparedFrame, spec: dict[str, Any]) -> Linker:
+    return Linker(frame.register(db_api, "u_frame"), _without_tf(spec), log_level=None)
 
 
 def _gamma_counts(linker: Linker, pairs_sql: str) -> pd.DataFrame:
@@ -96,14 +84,14 @@ def _proxy_mask(counts: pd.DataFrame, proxies: list[str]) -> np.ndarray:
 
 def estimate_u_from_non_matches(
     db_api: Any,
-    frame: pd.DataFrame,
+    frame: PreparedFrame,
     spec: dict[str, Any],
     settings: LinkageSettings,
     *,
     prior: float,
 ) -> dict[str, Any]:
     """u per (comparison, comparison vector value) from a seeded sample of about
-    `settings.u_max_pairs` record pairs; see the module docstring.
+    `settings.u_max_pairs` record pairs (`PreparedFrame.sample`); see the module docstring.
 
     For identifiers (email, phone, street line) agreement between different people is so rare
     that a sample of millions of pairs sees it a handful of times, if at all. Their exact
@@ -112,10 +100,8 @@ def estimate_u_from_non_matches(
     are scored as no information anyway) and divided by the number of non-matching pairs
     the sample implies.
     """
-    sample = _sample(frame, settings.u_max_pairs, settings.seed)
     linker = _u_linker(db_api, frame, spec)
-    sample_sdf = db_api.register(sample, dataset_display_name="u_sample")
-    t = sample_sdf.physical_name
+    t = frame.sample(db_api, settings.u_max_pairs, settings.seed).physical_name
     counts = _gamma_counts(linker, f"FROM {t} AS l JOIN {t} AS r ON l.unique_id < r.unique_id")
     pairs = int(counts["n"].sum())
     comps = [c["output_column_name"] for c in spec["comparisons"]]
@@ -167,7 +153,7 @@ def estimate_u_from_non_matches(
 
 def _exact_u_from_join(
     linker: Linker,
-    frame: pd.DataFrame,
+    frame: PreparedFrame,
     column: str,
     name: str,
     proxies: list[str],
@@ -178,7 +164,7 @@ def _exact_u_from_join(
     """u of `name`'s exact level: non-matching pairs agreeing on `column` over the whole
     data, divided by all non-matching pairs (pairs with both values present x the share of
     them that the proxies mark as non-matches)."""
-    present = int(frame[column].notna().sum())
+    present = frame.present(column)
     all_pairs = present * (present - 1) / 2
     if all_pairs <= 0 or proxy_share <= 0:
         return None
