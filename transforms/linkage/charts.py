@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,13 @@ from .model import splink_settings
 from .predict import LinkageResult, _check_model, _linker
 from .settings import LinkageSettings
 
-__all__ = ["cluster_size_html", "explaining_linker", "score_record_pairs", "write_charts"]
+__all__ = [
+    "cluster_size_html",
+    "explaining_linker",
+    "score_record_pairs",
+    "size_counts_html",
+    "write_charts",
+]
 
 
 def write_charts(
@@ -156,8 +163,17 @@ def cluster_size_html(clusters: pd.DataFrame, max_bar: int = 20) -> str:
     """A self-contained HTML page: how many clusters have 1, 2, 3 … records (no personal
     data: counts only). Sizes above `max_bar` share one bar."""
     sizes = clusters.groupby("cluster_key").size() if len(clusters) else pd.Series(dtype=int)
-    capped = sizes.clip(upper=max_bar)
-    counts = capped.value_counts().sort_index()
+    return size_counts_html(sizes.value_counts().to_dict(), max_bar)
+
+
+def size_counts_html(clusters_per_size: Mapping[int, int], max_bar: int = 20) -> str:
+    """`cluster_size_html` from how many clusters have each size (an engine counts them)."""
+    per_size = pd.Series(
+        {int(k): int(v) for k, v in clusters_per_size.items() if v}, dtype="int64"
+    )
+    sizes = pd.Series(per_size.index, dtype="int64")
+    counts = per_size.groupby(per_size.index.to_series().clip(upper=max_bar).to_numpy()).sum()
+    counts = counts.sort_index()
     bars = []
     width, height, pad = 640, 240, 30
     n = max(len(counts), 1)
@@ -174,9 +190,9 @@ def cluster_size_html(clusters: pd.DataFrame, max_bar: int = 20) -> str:
             f'<text x="{x + bw * 0.4:.1f}" y="{height - pad + 14}" font-size="11" '
             f'text-anchor="middle">{html.escape(label)}</text>'
         )
-    total = len(sizes)
-    records = int(sizes.sum()) if total else 0
-    alone = int((sizes == 1).sum()) if total else 0
+    total = int(per_size.sum())
+    records = int((per_size.index.to_numpy() * per_size.to_numpy()).sum()) if total else 0
+    alone = int(per_size.get(1, 0))
     largest = int(sizes.max()) if total else 0
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Cluster sizes</title></head>"

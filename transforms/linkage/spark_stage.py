@@ -24,8 +24,8 @@ What runs where:
 - **On the driver:** what `cluster_on_spark` rebuilds there (the components the chaining guard
   splits), the relink scope as a set of ids (`LinkageRun.scope` is one: the records connected
   to a touched one), the review pairs (bounded by `clustering.REVIEW_NEAR_MAX` plus the vetoed
-  and split pairs), the charts (a sample of 20 merges, and the size distribution as one integer
-  per record) and training's counts. No step gathers every record into one pandas frame.
+  and split pairs), the charts (a sample of 20 merges, and how many clusters have each size)
+  and training's counts. No step gathers every record into one pandas frame.
 
 Python workers run `prepare_frame`, training's per-batch counts and the guards' veto: they
 import this package, so on a cluster the executors need the project installed (locally:
@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 
 from transforms.incremental import MATCH_COLUMNS
 
-from .charts import cluster_size_html, score_record_pairs
+from .charts import score_record_pairs, size_counts_html
 from .clustering import CLUSTER_COLUMNS, REVIEW_COLUMNS
 from .fields import GUARD_COLUMNS
 from .model import guard_policy, model_meta, splink_settings, train_model
@@ -653,11 +653,10 @@ class _Night:
 
     # ------------------------------------------------------------------ charts
     def _charts(self, edges: DataFrame, sample: int = 20) -> dict[str, Any]:
-        """`charts.write_charts` from Spark: the size distribution (collected as sizes, one
-        integer per record on the driver) and Splink's model and waterfall charts over a sample
-        of merges picked as `write_charts` picks them (the smallest sha1 of 'l|r'), scored with
+        """`charts.write_charts` from Spark: the size distribution (counted by Spark: how many
+        clusters have each size) and Splink's model and waterfall charts over a sample of
+        merges picked as `write_charts` picks them (the smallest sha1 of 'l|r'), scored with
         the records' prepared rows (counts over every record) on the job's SparkAPI."""
-        import numpy as np
         from pyspark.sql import functions as F
 
         out_dir = Path(self.job.charts_dir)  # type: ignore[arg-type]
@@ -666,17 +665,9 @@ class _Night:
         sizes = (
             clusters.groupBy("cluster_key").count().groupBy("count").count().collect()
         )
-        keys = np.repeat(
-            np.arange(sum(r[1] for r in sizes)),
-            np.concatenate([np.full(r[1], r[0]) for r in sizes])
-            if sizes
-            else np.zeros(0, dtype=int),
-        )
         written: dict[str, Any] = {}
         path = out_dir / "cluster_sizes.html"
-        path.write_text(
-            cluster_size_html(pd.DataFrame({"cluster_key": keys})), encoding="utf-8"
-        )
+        path.write_text(size_counts_html({r[0]: r[1] for r in sizes}), encoding="utf-8")
         written["cluster_sizes"] = path
         if self.prepared is None:
             return written
