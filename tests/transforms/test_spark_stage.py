@@ -7,6 +7,7 @@ With CI=true a missing pyspark or Java fails these tests (spark_support)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from spark_support import require_spark
 from test_linkage import toy_company
 
 from transforms.linkage import LinkageSettings, OverrideSet, train_model
+from transforms.linkage.charts import cluster_size_html
 from transforms.linkage.stage import (
     DuckDBLinkageStage,
     LinkageFiles,
@@ -137,6 +139,10 @@ def test_a_full_night_on_spark_equals_the_duckdb_stage(
     )
     assert {"cluster_sizes", "match_weights", "m_u_parameters", "waterfall"} <= set(
         run.charts
+    )
+    # The size chart counted in Spark reads as the one drawn from the clusters in pandas.
+    assert Path(run.charts["cluster_sizes"]).read_text(encoding="utf-8") == cluster_size_html(
+        pd.read_parquet(spark_out.clusters)
     )
     # one fingerprint per record, Spark's own hash
     fp = pd.read_parquet(spark_out.fingerprints)
