@@ -112,6 +112,15 @@ def test_records_fields_and_guard_evidence_equal_pandas(both):
     assert want["first_name"]["pairs"] >= 30 and want["first_name"]["disagree"] > 0
 
 
+def test_guard_evidence_over_many_small_partitions_equals_pandas(both, monkeypatch):
+    from transforms.linkage import spark_training
+
+    pandas_, spark = both
+    monkeypatch.setattr(spark_training, "PARTITION_RECORDS", 40)
+    assert spark._partitions() >= pandas_.records() // 40 > 4
+    assert spark.guard_evidence() == pandas_.guard_evidence()
+
+
 def test_the_prepared_frame_the_sample_and_the_labels_equal_pandas(both, job):
     pandas_, spark = both
     fields = pandas_.fields()

@@ -8,8 +8,9 @@ applied per Arrow batch (`mapInPandas`) so the answers equal `PandasTrainingFram
   that are not blank (`fields.count_not_blank`), summed;
 - **guard evidence** (`guards.guard_evidence`): each record keyed by its anchor group
   (`guards.guard_group_keys`), the records repartitioned by that key so that every group is
-  whole in one partition, and each partition counted by `guards.guard_pair_counts`; the
-  counts add up;
+  whole in one partition (at least `spark.sql.shuffle.partitions` of them, and enough that
+  a partition holds about `PARTITION_RECORDS` records on average), and each partition counted by
+  `guards.guard_pair_counts`; the counts add up;
 - **the prepared frame**: `spark_frames.prepare_on_spark`, written once under the job's
   checkpoint folder and read back (Splink's queries read it many times);
 - **u estimation's sample**: each prepared record's place in the seeded order
@@ -51,6 +52,10 @@ __all__ = ["SparkPrepared", "SparkTrainingFrame"]
 #: Column names this module adds to Spark frames (never a person record column).
 _GROUP = "_scv_guard_group"
 _ORDER = "_scv_sample_order"
+
+#: Records per partition the guards' evidence aims at (each partition is counted as one pandas
+#: frame): more partitions than `spark.sql.shuffle.partitions` when the records need them.
+PARTITION_RECORDS = 500_000
 
 #: Flips the sign bit: an unsigned 64-bit order kept by a signed one (Spark's LongType).
 _SIGN = np.uint64(1 << 63)
@@ -216,12 +221,17 @@ class SparkTrainingFrame:
 
         row = (
             records.mapInPandas(keyed, keyed_schema)
-            .repartition(_GROUP)
+            .repartition(self._partitions(), _GROUP)
             .mapInPandas(counted, "pairs long, disagree long")
             .agg(F.sum("pairs").alias("pairs"), F.sum("disagree").alias("disagree"))
             .first()
         )
         return int(row["pairs"] or 0), int(row["disagree"] or 0)
+
+    def _partitions(self) -> int:
+        """`spark.sql.shuffle.partitions`, or more: about `PARTITION_RECORDS` records each."""
+        default = int(self.job.session.conf.get("spark.sql.shuffle.partitions") or 200)
+        return max(default, -(-self.records() // PARTITION_RECORDS))
 
     def prepare(
         self, fields: Sequence[str], keys: dict[str, tuple[str, ...]]
