@@ -217,3 +217,28 @@ def test_a_model_trained_on_spark_records_equals_one_trained_from_pandas(
     # m and u: the same queries on the same rows (EM sums in Spark's order: 1e-9 apart at most).
     np.testing.assert_allclose(_parameters(got), _parameters(want), rtol=1e-6)
     assert a["training"]["u_pairs"] > 1_000
+
+
+def test_m_from_labels_on_spark_equals_duckdb(persons, settings, job):
+    """A steward's labelled pairs (`linkage.labels`): m from labels on Spark, as on DuckDB."""
+    from transforms.linkage.spark_stage import SparkLinkageStage
+
+    truth = toy_company()[["unique_id", "person_id"]]
+    pairs = truth.merge(truth, on="person_id")
+    pairs = pairs[pairs["unique_id_x"] < pairs["unique_id_y"]].head(60)
+    labels = pd.DataFrame(
+        {
+            "unique_id_l": list(pairs["unique_id_x"]) + ["nobody"],
+            "unique_id_r": list(pairs["unique_id_y"]) + [pairs["unique_id_y"].iloc[0]],
+            "is_match": True,
+        }
+    )
+    got = SparkLinkageStage(settings, stop_after=False).train(
+        persons[1], created_at="2026-01-01", labels=labels
+    )
+    want = train_model(persons[0], LinkageSettings(), created_at="2026-01-01", labels=labels)
+    sessions = got["scv"]["training"]["m_sessions"]
+    assert sessions == want["scv"]["training"]["m_sessions"] == [
+        {"method": "labels", "pairs": 60}
+    ]
+    np.testing.assert_allclose(_parameters(got)[:, 0], _parameters(want)[:, 0], atol=1e-6)
