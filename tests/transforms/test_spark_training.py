@@ -1,8 +1,8 @@
 """Training on Spark (`spark_training.SparkTrainingFrame`) answers what training asks exactly as
 the pandas frame does: records, filled fields, the guards' look-alike pair counts, the prepared
 frame's filled counts, u estimation's sample and the labelled pairs found; and the model it
-trains equals the one trained from a pandas frame on the same Spark engine. The stage's `train`
-never builds a pandas frame of every record.
+trains equals the one trained from a pandas frame on the same Spark engine (and m from labelled
+pairs equals DuckDB's). The stage's `train` never builds a pandas frame of every record.
 
 The records are the toy company plus what trips a careless port: padded and blank values, a
 first name starting with a non-ASCII letter, a field too sparse to learn, an anchor group too
