@@ -152,3 +152,20 @@ def standalone_cluster(
     finally:
         for proc, _ in reversed(procs):  # worker first, then the master
             _stop(proc)
+
+
+def standalone_settings(master: str, temp_directory: Path):
+    """LinkageSettings for the 2-core, 1 GiB standalone cluster `standalone_cluster` starts."""
+    from transforms.linkage.settings import LinkageSettings
+
+    return LinkageSettings(
+        engine="spark",
+        spark_master=master,
+        spark_conf={
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "4",
+            "spark.executor.memory": "1g",
+            "spark.cores.max": "2",
+        },
+        temp_directory=temp_directory,
+    )

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 import pytest
-from spark_support import require_spark, standalone_cluster
+from spark_support import require_spark, standalone_cluster, standalone_settings
 
 from transforms.linkage.engine import EngineUnavailableError
 from transforms.linkage.settings import LinkageSettings
@@ -240,17 +240,7 @@ def test_standalone_cluster_scores_like_duckdb(tmp_path, frame, duckdb_result):
 
     with standalone_cluster(tmp_path / "cluster") as master:
         assert master.startswith("spark://127.0.0.1:")
-        settings = LinkageSettings(
-            engine="spark",
-            spark_master=master,
-            spark_conf={
-                "spark.sql.shuffle.partitions": "4",
-                "spark.default.parallelism": "4",
-                "spark.executor.memory": "1g",
-                "spark.cores.max": "2",
-            },
-            temp_directory=tmp_path / "linkage_tmp",
-        )
+        settings = standalone_settings(master, tmp_path / "linkage_tmp")
         try:
             with spark_job(settings, "cluster") as job:
                 assert job.session.sparkContext.master == master

@@ -8,7 +8,7 @@ import logging
 
 import pandas as pd
 import pytest
-from spark_support import require_spark, standalone_cluster
+from spark_support import require_spark, standalone_cluster, standalone_settings
 from test_linkage import toy_company
 
 from transforms.linkage import LinkageSettings, OverrideSet, train_model
@@ -41,17 +41,7 @@ def test_the_spark_stage_on_a_standalone_cluster_gives_the_duckdb_stages_custome
 
     spark = _files(tmp_path / "spark")
     with standalone_cluster(tmp_path / "cluster") as master:
-        settings = LinkageSettings(
-            engine="spark",
-            spark_master=master,
-            spark_conf={
-                "spark.sql.shuffle.partitions": "4",
-                "spark.default.parallelism": "4",
-                "spark.executor.memory": "1g",
-                "spark.cores.max": "2",
-            },
-            temp_directory=tmp_path / "linkage_tmp",
-        )
+        settings = standalone_settings(master, tmp_path / "linkage_tmp")
         try:
             run = SparkLinkageStage(settings).link(LinkageJob(persons, model, OverrideSet(), spark, "k"), LOG)
         finally:
