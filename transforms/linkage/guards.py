@@ -274,21 +274,6 @@ def guard_evidence(persons: pd.DataFrame) -> dict[str, dict[str, Any]]:
 #: Every column an anchor of `guard_evidence` can be.
 GUARD_ANCHOR_COLUMNS = tuple(dict.fromkeys(c for a in _ANCHORS.values() for c in a))
 
-#: The columns `guard_pair_counts` reads (those of them the records have).
-GUARD_EVIDENCE_COLUMNS = tuple(
-    dict.fromkeys(
-        [
-            *GUARD_ANCHOR_COLUMNS,
-            "first_name_std",
-            "first_name_alias",
-            "last_name_std",
-            "dob",
-            *_PERSONAL_IDENTIFIERS,
-        ]
-    )
-)
-
-
 def guard_anchors(
     filled: Mapping[str, bool], columns: Sequence[str]
 ) -> dict[str, list[str] | None]:
@@ -385,6 +370,11 @@ _GUARD_COLUMN = {"first_name": "first_name_std", "dob": "dob"}
 
 #: The columns `NodeAttributes` reads.
 GUARD_NODE_COLUMNS = ("first_name_std", "first_name_alias", "last_name_std", "dob")
+
+#: The columns `guard_pair_counts` reads (those of them the records have).
+GUARD_EVIDENCE_COLUMNS = tuple(
+    dict.fromkeys([*GUARD_ANCHOR_COLUMNS, *GUARD_NODE_COLUMNS, *_PERSONAL_IDENTIFIERS])
+)
 
 
 def _filled(s: pd.Series) -> pd.Series:
